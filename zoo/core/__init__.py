@@ -1,0 +1,1 @@
+"""What several papers share: the classifier base module, model verbs, optimisers, profiling."""
