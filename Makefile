@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m zoo.demo
+	$(BIN)/zoo fit --config configs/quickstart.yaml
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -46,6 +46,13 @@ class ClassifierModule(pl.LightningModule):
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
         self.save_hyperparameters(ignore=["net"])
+        # kept as attributes too: under LightningCLI, hparams hold only the subclass's config keys
+        self.optim_cfg = dict(
+            optimizer=optimizer, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov,
+            scheduler=scheduler, warmup_epochs=warmup_epochs, step_size=step_size, milestones=milestones,
+            gamma=gamma,
+        )
+        self.label_smoothing = label_smoothing
         self.net = net
         top5 = min(5, num_classes)
         self.metrics = nn.ModuleDict(
@@ -64,7 +71,7 @@ class ClassifierModule(pl.LightningModule):
         return self.net(x)
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(logits, target, label_smoothing=self.hparams.label_smoothing)
+        return F.cross_entropy(logits, target, label_smoothing=self.label_smoothing)
 
     # ---- steps -------------------------------------------------------------------------
     def _shared_step(self, batch, stage: str) -> torch.Tensor:
@@ -97,14 +104,14 @@ class ClassifierModule(pl.LightningModule):
     def configure_optimizers(self):
         from zoo.core.optim import build_optimizer, build_scheduler
 
-        hp = self.hparams
+        cfg = self.optim_cfg
         optimizer = build_optimizer(
-            self.parameters(), hp.optimizer, lr=hp.lr, momentum=hp.momentum,
-            weight_decay=hp.weight_decay, nesterov=hp.nesterov,
+            self.parameters(), cfg["optimizer"], lr=cfg["lr"], momentum=cfg["momentum"],
+            weight_decay=cfg["weight_decay"], nesterov=cfg["nesterov"],
         )
         scheduler = build_scheduler(
-            optimizer, hp.scheduler, max_epochs=self._max_epochs(), warmup_epochs=hp.warmup_epochs,
-            step_size=hp.step_size, milestones=hp.milestones, gamma=hp.gamma,
+            optimizer, cfg["scheduler"], max_epochs=self._max_epochs(), warmup_epochs=cfg["warmup_epochs"],
+            step_size=cfg["step_size"], milestones=cfg["milestones"], gamma=cfg["gamma"],
             steps_per_epoch=self._steps_per_epoch(),
         )
         if scheduler is None:

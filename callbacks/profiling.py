@@ -1,0 +1,38 @@
+"""Log a model's parameter count and MACs (per sample) once training starts."""
+from __future__ import annotations
+
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.utilities import rank_zero_warn
+
+from zoo.core.profiling import count_macs, count_params
+
+
+def _first_tensor(batch) -> torch.Tensor | None:
+    if isinstance(batch, torch.Tensor):
+        return batch
+    if isinstance(batch, dict):
+        batch = list(batch.values())
+    if isinstance(batch, (list, tuple)):
+        for item in batch:
+            found = _first_tensor(item)
+            if found is not None:
+                return found
+    return None
+
+
+class ModelProfile(Callback):
+    """Adds ``model/params`` and ``model/macs`` (one sample of the first training batch) to the loggers."""
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        summary = {"model/params": count_params(pl_module)}
+        try:
+            batch = next(iter(trainer.train_dataloader))
+            x = _first_tensor(batch)
+            if x is not None:
+                summary["model/macs"] = count_macs(pl_module, x[:1].to(pl_module.device))
+        except Exception as err:  # profiling must never stop training
+            rank_zero_warn(f"MACs not counted: {type(err).__name__}: {err}")
+        for logger in trainer.loggers:
+            logger.log_hyperparams(summary)
+        pl_module.log_dict({k: float(v) for k, v in summary.items()}, rank_zero_only=True)

@@ -1,0 +1,101 @@
+"""The ``zoo`` command: LightningCLI in subclass mode for any model and datamodule of the zoo.
+
+``zoo fit|validate|test|predict --config shared.yaml --config paper.yaml --trainer.devices 2``.
+On top of Lightning's CLI it adds: W&B (offline) + CSV loggers when none is configured, a
+``checkpoint:`` section (ModelCheckpoint, ``last.ckpt`` kept for ``--ckpt_path last``), a
+params/MACs summary, and a test of the best checkpoint after ``fit``.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch import LightningDataModule, LightningModule, Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import CSVLogger, Logger, WandbLogger
+from lightning.pytorch.utilities import rank_zero_info
+
+
+def default_loggers(root: str | os.PathLike, name: str) -> list[Logger]:
+    """W&B (offline unless ``WANDB_MODE`` says otherwise) and CSV, both under ``root``."""
+    Path(root).mkdir(parents=True, exist_ok=True)
+    offline = os.environ.get("WANDB_MODE", "offline") != "online"
+    return [
+        WandbLogger(project=os.environ.get("WANDB_PROJECT", "ibisc-zoo"), name=name, save_dir=str(root),
+                    offline=offline, log_model=False),
+        CSVLogger(save_dir=str(root), name="csv"),
+    ]
+
+
+class ZooCLI(LightningCLI):
+    """LightningCLI with the zoo's defaults (see module docstring)."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        parser.set_defaults({
+            "checkpoint.monitor": "val/acc",
+            "checkpoint.mode": "max",
+            "checkpoint.save_last": True,
+            "checkpoint.filename": "best-epoch{epoch:03d}",
+            "checkpoint.auto_insert_metric_name": False,
+        })
+        parser.add_argument("--test_after_fit", type=bool, default=True,
+                            help="after fit, test the best checkpoint on the datamodule's test split")
+
+    def before_instantiate_classes(self) -> None:
+        cfg = self.config.get(str(self.subcommand), self.config)
+        root = cfg.trainer.get("default_root_dir") or os.getcwd()
+        if cfg.checkpoint.get("dirpath") is None:  # fixed folder, so `--ckpt_path last` finds it on resume
+            cfg.checkpoint.dirpath = str(Path(root) / "checkpoints")
+
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list) -> Trainer:
+        from callbacks.profiling import ModelProfile
+
+        if config.get("logger") in (None, True):
+            root = config.get("default_root_dir") or os.getcwd()
+            config["logger"] = default_loggers(root, name=type(self._get(self.config_init, "model")).__name__
+                                               if self._get(self.config_init, "model", None) is not None else "run")
+        callbacks = [*callbacks, ModelProfile()]
+        return super()._instantiate_trainer(config, callbacks)
+
+    def after_fit(self) -> None:
+        ckpt_cb = self.trainer.checkpoint_callback
+        best = ckpt_cb.best_model_path if isinstance(ckpt_cb, ModelCheckpoint) else ""
+        cfg = self.config.get(str(self.subcommand), self.config)
+        if cfg.get("test_after_fit", True) and not self.trainer.fast_dev_run:
+            self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None)
+        self._report_locations(best)
+
+    def _report_locations(self, best: str) -> None:
+        lines = []
+        if best:
+            lines.append(f"best checkpoint: {best}")
+        ckpt_cb = self.trainer.checkpoint_callback
+        if isinstance(ckpt_cb, ModelCheckpoint) and ckpt_cb.last_model_path:
+            lines.append(f"last checkpoint: {ckpt_cb.last_model_path}")
+        for logger in self.trainer.loggers:
+            if isinstance(logger, WandbLogger):
+                run_dir = getattr(getattr(logger.experiment, "settings", None), "sync_dir", None) or logger.save_dir
+                lines.append(f"W&B run: {run_dir}  (upload later with: wandb sync {run_dir})")
+            elif logger.log_dir:
+                lines.append(f"{type(logger).__name__} logs: {logger.log_dir}")
+        if lines:
+            rank_zero_info("\n".join(["", *lines]))
+
+
+def main(args: list[str] | None = None) -> None:
+    """Entry point of the ``zoo`` console script."""
+    ZooCLI(
+        LightningModule,
+        LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        save_config_kwargs={"overwrite": True},
+        args=args,
+    )
+
+
+if __name__ == "__main__":
+    main()
