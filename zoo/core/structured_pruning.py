@@ -291,3 +291,58 @@ def apply_structure(model: nn.Module, structure: dict[str, list[int]]) -> nn.Mod
 def is_pruned(model: nn.Module, structure: dict[str, list[int]] | None) -> bool:
     """Whether ``model`` already has ``structure``."""
     return structure is not None and all(record_structure(model).get(k) == list(v) for k, v in structure.items())
+
+
+# ---- budgets -------------------------------------------------------------------------------
+def _bisect(f, lo: float, hi: float, target: float, iters: int = 60) -> float:
+    """Smallest x in [lo, hi] with f(x) <= target, f non-increasing."""
+    for _ in range(iters):
+        mid = 0.5 * (lo + hi)
+        if f(mid) <= target:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def target_count(counter: ParamCounter, sparsity: float, budget: Literal["params", "macs"] = "params") -> float:
+    """The number of parameters (or MACs) allowed after removing fraction ``sparsity`` of the dense net."""
+    if not 0.0 <= sparsity < 1.0:
+        raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
+    return (1.0 - sparsity) * counter.count({}, budget)
+
+
+def uniform_ratio(counter: ParamCounter, sparsity: float, budget: Literal["params", "macs"] = "params", min_channels: int = 1,
+                  p_max: float = 0.99) -> float:
+    """The channel ratio p_u that, used in every prunable unit, removes ``sparsity`` of the budget metric."""
+    target = target_count(counter, sparsity, budget)
+    units = [u.name for u in counter.units]
+    f = lambda p: counter.count({u: p for u in units}, budget, min_channels)  # noqa: E731
+    if f(p_max) > target:
+        raise ValueError(
+            f"{sparsity:.0%} {budget} sparsity is out of reach by pruning only the prunable units "
+            f"(at ratio {p_max} the network keeps {f(p_max)} of {counter.count({}, budget)}); lower the target"
+        )
+    return _bisect(f, 0.0, p_max, target)
+
+
+def uniform_ratios(counter: ParamCounter, sparsity: float, budget: Literal["params", "macs"] = "params",
+                   min_channels: int = 1) -> dict[str, float]:
+    """Uniform allocation: every prunable unit gets p_u."""
+    p = uniform_ratio(counter, sparsity, budget, min_channels)
+    return {u.name: p for u in counter.units}
+
+
+class RatioPolicy:
+    """How much each unit is pruned: subclasses map (net, counter, sparsity) to ``{unit name: ratio}``.
+
+    ``num_samples`` training samples (images in [0, 1], labels) are passed as ``data`` when > 0;
+    ``scores`` holds per-layer scores of the last call (for logging).
+    """
+
+    num_samples: int = 0
+    scores: dict[str, float] | None = None
+
+    def ratios(self, net: nn.Module, counter: ParamCounter, sparsity: float, budget: str = "params",
+               min_channels: int = 1, data: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict[str, float]:
+        raise NotImplementedError

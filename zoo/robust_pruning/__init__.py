@@ -1,0 +1,53 @@
+"""Robust pruning with Module Robust Sensitivity (MRS / MRPF; Bai, Tabia, Santos-Rodriguez, arXiv 2410.15176).
+
+MRS scores each layer's sensitivity to adversarial weight perturbation; pruning ratios follow its
+inverse within bounds; the pruned net is fine-tuned adversarially (TRADES / PGD-AT).
+"""
+from __future__ import annotations
+
+from torch import nn
+
+from zoo.registry import register_model
+
+_MODULE = "zoo.robust_pruning.module.RobustPruneModule"
+_PAPER = "robust_pruning (Bai et al. 2024, MRS)"
+
+
+def __getattr__(name: str):  # lazy: keep `import zoo.robust_pruning` cheap
+    if name == "RobustPruneModule":
+        from zoo.robust_pruning.module import RobustPruneModule
+
+        return RobustPruneModule
+    if name == "MRSAllocation":
+        from zoo.robust_pruning.policy import MRSAllocation
+
+        return MRSAllocation
+    raise AttributeError(name)
+
+
+@register_model(paper=_PAPER, module=_MODULE, module_kwargs={"arch": "digits_cnn", "train_steps": 1})
+def mrs_digits_cnn(structure: dict | None = None, **kwargs) -> nn.Module:
+    """The faithful-check CNN for 8x8 digits (optionally pruned to ``structure``)."""
+    from zoo.robust_pruning.module import build_net
+
+    return build_net("digits_cnn", structure=structure, **kwargs)
+
+
+@register_model(paper=_PAPER, module=_MODULE,
+                module_kwargs={"arch": "resnet18", "in_chans": 3, "input_size": 32, "width": 0.125, "train_steps": 1})
+def mrs_resnet18(structure: dict | None = None, **kwargs) -> nn.Module:
+    """ResNet-18 (CIFAR variant) for robust pruning."""
+    from zoo.robust_pruning.module import build_net
+
+    kwargs.setdefault("in_chans", 3)
+    return build_net("resnet18", structure=structure, **kwargs)
+
+
+@register_model(paper=_PAPER, module=_MODULE,
+                module_kwargs={"arch": "vgg16_bn", "in_chans": 3, "input_size": 32, "width": 0.125, "train_steps": 1})
+def mrs_vgg16_bn(structure: dict | None = None, **kwargs) -> nn.Module:
+    """VGG-16-BN (CIFAR variant) for robust pruning."""
+    from zoo.robust_pruning.module import build_net
+
+    kwargs.setdefault("in_chans", 3)
+    return build_net("vgg16_bn", structure=structure, **kwargs)
