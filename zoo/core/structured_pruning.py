@@ -7,6 +7,7 @@ rebuild a pruned architecture as plain ints, so checkpoints and weights files re
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Literal
 
@@ -327,10 +328,44 @@ def uniform_ratio(counter: ParamCounter, sparsity: float, budget: Literal["param
 
 
 def uniform_ratios(counter: ParamCounter, sparsity: float, budget: Literal["params", "macs"] = "params",
-                   min_channels: int = 1) -> dict[str, float]:
-    """Uniform allocation: every prunable unit gets p_u."""
+                   min_channels: int = 1, refine: bool = True) -> dict[str, float]:
+    """Uniform allocation: every prunable unit gets p_u (then +-1 channel to meet the budget)."""
     p = uniform_ratio(counter, sparsity, budget, min_channels)
-    return {u.name: p for u in counter.units}
+    ratios = {u.name: p for u in counter.units}
+    if not refine:
+        return ratios
+    return refine_to_budget(counter, ratios, target_count(counter, sparsity, budget), budget, min_channels,
+                            {u.name: (p, p) for u in counter.units})
+
+
+def refine_to_budget(counter: ParamCounter, ratios: dict[str, float], target: float,
+                     budget: Literal["params", "macs"] = "params", min_channels: int = 1,
+                     bounds: dict[str, tuple[float, float]] | None = None, max_moves: int = 10_000) -> dict[str, float]:
+    """Greedy +-1 channel moves (each unit within its ratio bounds, rounded outwards) that bring the count
+    closest to ``target``; channel granularity otherwise leaves the budget off by up to one channel's cost."""
+    removed = counter.removed_channels(ratios, min_channels)
+    chans = {u.name: u.channels for u in counter.units}
+    limits = {}
+    for n, c in chans.items():
+        lo, hi = (bounds or {}).get(n, (0.0, 1.0))
+        limits[n] = (max(0, math.floor(lo * c)), min(c - min_channels, math.ceil(hi * c)))
+    as_ratios = lambda r: {n: r[n] / chans[n] for n in r}  # noqa: E731
+    err = abs(counter.count(as_ratios(removed), budget, min_channels) - target)
+    for _ in range(max_moves):
+        best = None
+        for n in removed:
+            for step in (1, -1):
+                k = removed[n] + step
+                if not limits[n][0] <= k <= limits[n][1]:
+                    continue
+                trial = dict(removed, **{n: k})
+                e = abs(counter.count(as_ratios(trial), budget, min_channels) - target)
+                if e < err and (best is None or e < best[0]):
+                    best = (e, trial)
+        if best is None:
+            break
+        err, removed = best
+    return as_ratios(removed)
 
 
 class RatioPolicy:

@@ -3,14 +3,16 @@
 [RECONSTRUCTED] bounded inverse-MRS rule of the spec (section 3.3):
 p_l = clip(z * p_u * (g / m_l)^alpha, p_u (1 - delta), min(p_max, p_u (1 + delta))), g the geometric mean
 of the MRS, p_u the uniform ratio meeting the budget, z found by bisection so the pruned network hits the
-parameter (or MAC) budget exactly up to channel rounding. Coupled units take the minimum member ratio.
+parameter (or MAC) budget; then +-1 channel moves inside the bounds bring the count closest to the budget. Coupled units take the minimum member ratio.
 """
 from __future__ import annotations
 
 import math
 from typing import Literal
 
-from zoo.core.structured_pruning import ParamCounter, _bisect, target_count, uniform_ratio, uniform_ratios
+from zoo.core.structured_pruning import (
+    ParamCounter, _bisect, refine_to_budget, target_count, uniform_ratio, uniform_ratios,
+)
 
 __all__ = ["mrs_ratios", "uniform_ratio", "uniform_ratios", "target_count", "achieved_sparsity"]
 
@@ -19,7 +21,7 @@ Budget = Literal["params", "macs"]
 
 def mrs_ratios(counter: ParamCounter, mrs: dict[str, float], sparsity: float, budget: Budget = "params",
                alpha: float = 1.0, delta: float = 0.3, p_max: float = 0.8, min_channels: int = 1,
-               eps: float = 1e-12) -> dict[str, float]:
+               eps: float = 1e-12, refine: bool = True) -> dict[str, float]:
     """Bounded inverse-MRS ratios meeting the budget (see module docstring); keys are unit names."""
     p_u = uniform_ratio(counter, sparsity, budget, min_channels)
     member_score = {}
@@ -48,7 +50,11 @@ def mrs_ratios(counter: ParamCounter, mrs: dict[str, float], sparsity: float, bu
     if f(z_hi) > target:
         raise ValueError(f"MRS allocation cannot reach {sparsity:.0%} {budget} sparsity within bounds "
                          f"[{lo:.3f}, {hi:.3f}]; raise delta or p_max")
-    return ratios(_bisect(f, 0.0, z_hi, target))
+    coarse = ratios(_bisect(f, 0.0, z_hi, target))
+    if not refine:
+        return coarse
+    bounds = {u.name: (lo, hi) for u in counter.units}
+    return refine_to_budget(counter, coarse, target, budget, min_channels, bounds)
 
 
 def achieved_sparsity(counter: ParamCounter, ratios: dict[str, float], budget: Budget = "params",

@@ -48,12 +48,14 @@ def module_robust_sensitivity(
     model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor, layers: list[str] | None = None,
     radius: float = 0.1, ascent_steps: int = 10, lr: float = 1.0, batch_size: int = 512,
     project_every: Literal["epoch", "step"] = "epoch", measure: MRSMeasure = "loss",
+    norms: dict[str, float] | None = None,
 ) -> dict[str, float]:
     """MRS of each named Conv2d/Linear weight (default: all); the model is restored exactly afterwards.
 
     ``ascent_steps`` epochs over ``(x_adv, y)``; after each epoch (RiFT) or step, ``dW`` is projected onto
     the Frobenius ball of radius ``radius * ||W||``; the score is the largest loss seen minus the base (>= 0).
     ``measure="acc_drop"`` scores the robust-error increase instead (the spec's alternative reading).
+    ``norms``, if given, receives the largest ``||dW|| / ||W||`` evaluated per layer.
     """
     mods = dict(model.named_modules())
     if layers is None:
@@ -83,6 +85,8 @@ def module_robust_sensitivity(
                             _project(w, w0, limit)
                 with torch.no_grad():
                     _project(w, w0, limit)
+                    if norms is not None:
+                        norms[name] = max(norms.get(name, 0.0), ((w - w0).norm() / w0.norm().clamp_min(1e-12)).item())
                 best = max(best, _adv_loss(model, x_adv, y, batch_size, measure))
             with torch.no_grad():
                 w.copy_(w0)
