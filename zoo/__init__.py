@@ -39,12 +39,22 @@ def create_model(name: str, pretrained: bool = False, **kwargs: Any) -> nn.Modul
 
 
 def load(source: str, *, sha256: str | None = None, **kwargs: Any) -> nn.Module:
-    """Load a model from a registry name, a zoo weights file path, or an http(s) URL (sha256-checked)."""
+    """Load a model in eval mode from a registry name, a zoo weights file, a ``zoo fit`` checkpoint or a URL.
+
+    URLs are downloaded to the cache and checked against ``sha256``; every file is unpickled with
+    ``weights_only=True``. For a Lightning checkpoint the trained network (``module.net``) is returned.
+    """
     from zoo import hub
 
     if "/" not in source and "\\" not in source and not source.endswith((".pt", ".pth", ".ckpt")):
         return create_model(source, pretrained=True, **kwargs)
-    payload = hub.load_state(source, sha256=sha256)
+    path, payload = hub.load_payload(source, sha256=sha256)
+    if isinstance(payload, dict) and "hyper_parameters" in payload and "arch" not in payload:
+        if kwargs:
+            raise ValueError(f"{source} is a Lightning checkpoint; its architecture is fixed, got kwargs {sorted(kwargs)}")
+        module = hub.load_lightning_checkpoint(path, payload["hyper_parameters"])
+        return getattr(module, "net", module).eval()
+    hub.check_weights_payload(payload, source)
     net = get_entry(payload["arch"]).builder(**{**payload["arch_kwargs"], **kwargs})
     net.load_state_dict(payload["state_dict"])
     net.pretrained_metadata = dict(payload["metadata"])

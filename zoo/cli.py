@@ -33,7 +33,9 @@ class ZooCLI(LightningCLI):
     """LightningCLI with the zoo's defaults (see module docstring)."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
+        from callbacks.checkpoint import ResumableCheckpoint
+
+        parser.add_lightning_class_args(ResumableCheckpoint, "checkpoint")
         parser.set_defaults({
             "checkpoint.monitor": "val/acc",
             "checkpoint.mode": "max",
@@ -93,6 +95,7 @@ def main(args: list[str] | None = None) -> None:
         subclass_mode_model=True,
         subclass_mode_data=True,
         save_config_kwargs={"overwrite": True},
+        parser_kwargs={"allow_abbrev": False},  # a misspelt flag must fail, not match a longer one
         args=args,
     )
 

@@ -161,16 +161,45 @@ def _source_path(source: str, sha256: str | None) -> Path:
     return Path(source).expanduser()
 
 
+def load_payload(source: str, *, sha256: str | None = None) -> tuple[Path, Any]:
+    """Resolve ``source`` (path or URL) to a local file and load it safely."""
+    path = _source_path(source, sha256)
+    return path, safe_load(path, sha256=sha256)
+
+
 def load_state(source: str, *, sha256: str | None = None) -> dict:
     """Load a zoo weights file from a path or URL, checking it is one."""
-    payload = safe_load(_source_path(source, sha256), sha256=sha256)
+    _, payload = load_payload(source, sha256=sha256)
+    check_weights_payload(payload, source)
+    return payload
+
+
+def check_weights_payload(payload: Any, source: str) -> None:
+    """Raise unless ``payload`` is a zoo weights dict."""
     if not isinstance(payload, dict) or "state_dict" not in payload or "arch" not in payload:
         keys = sorted(payload)[:8] if isinstance(payload, dict) else type(payload).__name__
         raise CorruptCheckpointError(
             f"{source} is not a zoo weights file: expected keys 'arch', 'arch_kwargs', 'state_dict', "
             f"'metadata', found {keys}. Export a Lightning checkpoint with zoo.hub.export_checkpoint."
         )
-    return payload
+
+
+_TRUSTED_PREFIXES = ("zoo.", "datamodules.", "callbacks.")
+
+
+def load_lightning_checkpoint(path: str | os.PathLike, hparams: dict):
+    """Rebuild the zoo LightningModule named by a ``zoo fit`` checkpoint's ``_class_path``."""
+    import importlib
+
+    class_path = hparams.get("_class_path")
+    if not isinstance(class_path, str) or not class_path.startswith(_TRUSTED_PREFIXES):
+        raise CorruptCheckpointError(
+            f"{path} is a Lightning checkpoint without a zoo class path (found {class_path!r}); load it with "
+            "YourModule.load_from_checkpoint(path, weights_only=True)"
+        )
+    module_name, _, cls_name = class_path.rpartition(".")
+    cls = getattr(importlib.import_module(module_name), cls_name)
+    return cls.load_from_checkpoint(path, map_location="cpu", weights_only=True)
 
 
 def export_checkpoint(ckpt_path: str | os.PathLike, out_path: str | os.PathLike, *, arch: str,

@@ -1,0 +1,54 @@
+"""Shared fixtures: the ``zoo`` console script and one quickstart run reused by several tests."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+QUICKSTART = ROOT / "configs" / "quickstart.yaml"
+
+
+def zoo_command() -> list[str]:
+    script = Path(sys.executable).parent / "zoo"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "zoo.cli"]
+
+
+def subprocess_env(threads: int | None = None, **extra: str) -> dict[str, str]:
+    env = dict(os.environ, WANDB_SILENT="true", PYTHONUNBUFFERED="1", **extra)
+    if threads is not None:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    return env
+
+
+def run_zoo(args: list[str], *, cwd: Path = ROOT, timeout: float = 300, threads: int | None = None,
+            check: bool = True, **env: str) -> subprocess.CompletedProcess:
+    """Run ``zoo <args>`` and return the finished process (stdout and stderr captured as text)."""
+    proc = subprocess.run([*zoo_command(), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env=subprocess_env(threads, **env))
+    if check and proc.returncode != 0:
+        raise AssertionError(f"zoo {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def last_metric(csv_dir: Path, name: str) -> float:
+    """Last non-empty value of column ``name`` in a CSVLogger ``metrics.csv`` under ``csv_dir``."""
+    import csv
+
+    files = sorted(csv_dir.rglob("metrics.csv"), key=lambda p: p.stat().st_mtime)
+    assert files, f"no metrics.csv under {csv_dir}"
+    with open(files[-1]) as fh:
+        values = [row[name] for row in csv.DictReader(fh) if row.get(name)]
+    assert values, f"{name} never logged in {files[-1]}"
+    return float(values[-1])
+
+
+@pytest.fixture(scope="session")
+def quickstart_run(tmp_path_factory) -> Path:
+    """``zoo fit --config configs/quickstart.yaml`` once, in a temporary run folder."""
+    root = tmp_path_factory.mktemp("quickstart")
+    run_zoo(["fit", "--config", str(QUICKSTART), "--trainer.default_root_dir", str(root)], timeout=600)
+    return root

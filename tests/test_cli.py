@@ -1,0 +1,113 @@
+"""The ``zoo`` command: the quickstart job, config composition, errors, W&B, DDP and resume."""
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+
+import pytest
+import torch
+import yaml
+
+from conftest import QUICKSTART, ROOT, last_metric, run_zoo, subprocess_env, zoo_command
+
+
+@pytest.mark.slow
+def test_quickstart_reaches_accuracy_and_writes_checkpoints(quickstart_run):
+    assert last_metric(quickstart_run / "csv", "test/acc") >= 0.95
+    ckpts = quickstart_run / "checkpoints"
+    assert (ckpts / "last.ckpt").is_file()
+    best = [p for p in ckpts.glob("best-*.ckpt")]
+    assert len(best) == 1
+    state = torch.load(best[0], weights_only=True)
+    assert state["hyper_parameters"]["_class_path"] == "zoo.quickstart.QuickstartClassifier"
+
+
+@pytest.mark.slow
+def test_wandb_offline_run_holds_the_logged_metrics(quickstart_run):
+    from zoo.core.wandb_records import read_run
+
+    runs = sorted((quickstart_run / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1, "one offline W&B run expected"
+    run = read_run(runs[0])
+    logged = {k for row in run["history"] for k in row}
+    assert {"train/loss_step", "val/acc", "test/acc", "model/params", "model/macs"} <= logged
+    assert run["summary"]["test/acc"] == pytest.approx(last_metric(quickstart_run / "csv", "test/acc"), abs=1e-6)
+    assert run["config"]["width"] == 32 and run["config"]["model/params"] > 0
+
+
+def test_print_config_composes_shared_trainer_and_overrides():
+    proc = run_zoo(["fit", "--config", "configs/trainer/ddp_cpu.yaml", "--config", str(QUICKSTART),
+                    "--model.init_args.width", "16", "--print_config"])
+    cfg = yaml.safe_load(proc.stdout)
+    assert cfg["trainer"]["strategy"] == "ddp" and cfg["trainer"]["devices"] == 2
+    assert cfg["model"]["class_path"] == "zoo.quickstart.QuickstartClassifier"
+    assert cfg["model"]["init_args"]["width"] == 16
+    assert cfg["checkpoint"]["monitor"] == "val/acc" and cfg["checkpoint"]["save_last"] is True
+
+
+@pytest.mark.parametrize(
+    "bad, expected",
+    [
+        (["--model.init_args.widht", "3"], "widht"),
+        (["--model", "zoo.quickstart.NoSuchModel"], "NoSuchModel"),
+        (["--trainer.max_epoch", "3"], "max_epoch"),
+    ],
+)
+def test_bad_config_keys_fail_with_a_message_not_a_traceback(bad, expected):
+    proc = run_zoo(["fit", "--config", str(QUICKSTART), *bad, "--print_config"], check=False)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "error" in proc.stderr.lower() and expected in proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_unknown_key_in_a_config_file_is_reported(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  init_args:\n    widht: 3\n")
+    proc = run_zoo(["fit", "--config", str(QUICKSTART), "--config", str(bad), "--print_config"], check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "widht" in proc.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_ddp_two_cpu_processes_matches_single_process(quickstart_run, tmp_path):
+    run_zoo(["fit", "--config", str(QUICKSTART), "--trainer.accelerator", "cpu", "--trainer.devices", "2",
+             "--trainer.strategy", "ddp", "--trainer.default_root_dir", str(tmp_path)], threads=1, timeout=600)
+    single = last_metric(quickstart_run / "csv", "test/acc")
+    ddp = last_metric(tmp_path / "csv", "test/acc")
+    # 2 processes see half the steps per epoch at twice the global batch: allow 4 points.
+    assert ddp >= 0.93 and abs(ddp - single) <= 0.04, (ddp, single)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_killed_fit_resumes_from_last_checkpoint(quickstart_run, tmp_path):
+    args = ["fit", "--config", str(QUICKSTART), "--trainer.default_root_dir", str(tmp_path)]
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    proc = subprocess.Popen([*zoo_command(), *args], cwd=ROOT, env=subprocess_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None:
+            if last.exists():
+                try:
+                    if torch.load(last, weights_only=True)["epoch"] >= 1:
+                        break
+                except Exception:  # being written
+                    pass
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    killed_at = torch.load(last, weights_only=True)
+    max_epochs = yaml.safe_load(QUICKSTART.read_text())["trainer"]["max_epochs"]
+    assert killed_at["epoch"] < max_epochs - 1
+
+    run_zoo([*args, "--ckpt_path", "last"])
+    resumed = torch.load(last, weights_only=True)
+    full = torch.load(quickstart_run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert resumed["global_step"] == full["global_step"], "resumed run did not continue where it stopped"
+    assert abs(last_metric(tmp_path / "csv", "test/acc") - last_metric(quickstart_run / "csv", "test/acc")) <= 0.03
