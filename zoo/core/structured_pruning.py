@@ -211,15 +211,13 @@ def channel_importance(model: nn.Module, units: list[PrunableUnit], criterion: C
         score = torch.zeros(u.channels)
         if criterion == "random":
             score = torch.rand(u.channels, generator=gen)
-        elif criterion == "bn_scale":
-            if not u.bns:
-                raise ValueError(f"'bn_scale' criterion: unit {u.name} has no BatchNorm")
+        elif criterion == "bn_scale" and u.bns:  # network slimming; units without BN fall back to L1
             for b in u.bns:
                 score += mods[b].weight.detach().abs().cpu()
         else:
             for n in u.members:
                 w = mods[n].weight.detach().flatten(1).cpu()
-                if criterion == "l1":
+                if criterion in ("l1", "bn_scale"):
                     score += w.abs().sum(1)
                 elif criterion == "l2":
                     score += w.norm(dim=1)
