@@ -5,7 +5,7 @@ from zoo.kdl.nets import ARCHS, POOL_TYPES, KernelNet
 __all__ = ["KERNELS", "POOL_TYPES", "ARCHS", "KernelFunction", "KernelLinear", "KernelConv2d", "KernelPool2d",
            "kernel_fn", "KernelNet"]
 
-from zoo.registry import register_model
+from zoo.registry import Weights, register_model
 
 _PAPER = "Kernelized dense layers / kernel function impact on CNNs (Mahmoudi et al. 2020, 2023)"
 
@@ -21,7 +21,14 @@ def kdl_net(**kwargs) -> KernelNet:
 KDL_DIGITS_KWARGS = {"arch": "digits_cnn", "conv_kernel": "poly", "pool_type": "kernel_poly", "fc_kernel": "poly"}
 
 
-@register_model(paper=_PAPER, module="zoo.kdl.module.KernelClassifier", module_kwargs=dict(KDL_DIGITS_KWARGS))
+@register_model(
+    paper=_PAPER, module="zoo.kdl.module.KernelClassifier", module_kwargs=dict(KDL_DIGITS_KWARGS),
+    weights=Weights(
+        tag="digits", path="weights/kdl_digits-digits.pt",
+        sha256="5e0dd63d6af68cf1faae2bf5e3f1124bbb746cb0780be10002e87258815076b5",
+        metadata={"config": "configs/kdl/tiny.yaml", "dataset": "sklearn digits", "test_acc": 0.9749},
+    ),
+)
 def kdl_digits(**kwargs) -> KernelNet:
     """The tiny config's digits CNN with polynomial conv, kernel pooling and a polynomial KDL head."""
     return KernelNet(**{**KDL_DIGITS_KWARGS, **kwargs})

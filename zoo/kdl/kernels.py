@@ -7,6 +7,7 @@ norms, ``||x - w||^2 = ||x||^2 + ||w||^2 - 2 x.w``, with the non-linear kernel o
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -105,6 +106,9 @@ class KernelFunction(nn.Module):
 
 
 def _fp32_off_autocast(device_type: str):
+    """Disable autocast so the kernel op runs in fp32 (a no-op context on devices without autocast, e.g. meta)."""
+    if not torch.amp.is_autocast_available(device_type):
+        return contextlib.nullcontext()
     return torch.autocast(device_type=device_type, enabled=False)
 
 
