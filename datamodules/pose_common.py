@@ -134,3 +134,37 @@ def require(path, what: str, where: str) -> None:
 
 __all__ = ["PA17J_NAMES", "PA17J_FLIP", "PA17J_PARENTS", "DEPTH_RANGE_MM", "crop_image", "make_sample",
            "fit_pinhole", "root_crop", "MixedBatchSampler", "strided", "require"]
+
+
+class PoseDataModule:
+    """Mixin of the 3D-pose datamodules: loaders, and optional mixing of a 2D-only set (MPII) into training.
+
+    Subclasses set ``train_set``, ``val_set``, ``test_set`` and may set ``mix_set``; hparams need
+    ``batch_size``, ``mix_batch_size``, ``num_workers``, ``seed``.
+    """
+
+    mix_set = None
+
+    def _loader(self, ds, shuffle: bool):
+        from torch.utils.data import DataLoader
+
+        h = self.hparams
+        return DataLoader(ds, batch_size=h.batch_size, shuffle=shuffle, drop_last=shuffle and len(ds) >= h.batch_size,
+                          num_workers=h.num_workers, persistent_workers=h.num_workers > 0)
+
+    def train_dataloader(self):
+        from torch.utils.data import ConcatDataset, DataLoader
+
+        h = self.hparams
+        if self.mix_set is None:
+            return self._loader(self.train_set, True)
+        sampler = MixedBatchSampler([len(self.mix_set), len(self.train_set)], [h.mix_batch_size, h.batch_size],
+                                    seed=h.seed)
+        return DataLoader(ConcatDataset([self.mix_set, self.train_set]), batch_sampler=sampler,
+                          num_workers=h.num_workers, persistent_workers=h.num_workers > 0)
+
+    def val_dataloader(self):
+        return self._loader(self.val_set, False)
+
+    def test_dataloader(self):
+        return self._loader(self.test_set, False)
