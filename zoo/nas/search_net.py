@@ -63,13 +63,14 @@ class SearchNetwork(nn.Module):
     ``alpha_init`` is the std of the normal init (DARTS: 1e-3) or 0 for zeros (D-DARTS).
     """
 
-    def __init__(self, C: int = 16, num_classes: int = 10, layers: int = 8, steps: int = 4, multiplier: int = 4,
+    def __init__(self, C: int = 16, num_classes: int = 10, layers: int = 8, steps: int = 4, multiplier: int | None = None,
                  stem_multiplier: int = 3, primitives: Sequence[str] = DARTS_PRIMITIVES,
                  weight_fn: WeightFn = "softmax", per_cell_alpha: bool = False, partial_channels: int = 1,
                  edge_norm: bool = False, reductions: Sequence[int] | None = None, in_chans: int = 3,
                  alpha_init: float = 1e-3, mean: Sequence[float] = (0.4914, 0.4822, 0.4465),
                  std: Sequence[float] = (0.2470, 0.2435, 0.2616)) -> None:
         super().__init__()
+        multiplier = steps if multiplier is None else multiplier
         self.primitives = tuple(primitives)
         self.steps, self.layers, self.weight_fn = steps, layers, weight_fn
         self.per_cell_alpha, self.edge_norm = per_cell_alpha, edge_norm

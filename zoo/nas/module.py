@@ -1,0 +1,82 @@
+"""``DartsEvalModule``: trains a discrete DARTS-family network with the DARTS evaluation recipe.
+
+Auxiliary loss (weight 0.4), drop-path ramped linearly 0 -> p over training, cutout and the CIFAR
+AutoAugment policy on the accelerator (kornia), SGD + cosine (CIFAR) or x0.97/epoch (ImageNet).
+"""
+from __future__ import annotations
+
+from typing import Any, Literal, Sequence
+
+import torch
+
+from zoo.core.classifier import ClassifierModule, OptimizerName, SchedulerName
+from zoo.nas.cells import DartsNetwork
+from zoo.nas.genotype import resolve_genotype
+
+
+def cutout(x: torch.Tensor, length: int) -> torch.Tensor:
+    """Zero one random ``length`` x ``length`` square per image (centre uniform over the image, clipped)."""
+    if length <= 0:
+        return x
+    n, _, h, w = x.shape
+    cy = torch.randint(0, h, (n, 1, 1), device=x.device)
+    cx = torch.randint(0, w, (n, 1, 1), device=x.device)
+    ys = torch.arange(h, device=x.device).view(1, h, 1)
+    xs = torch.arange(w, device=x.device).view(1, 1, w)
+    inside = ((ys >= cy - length // 2) & (ys < cy + length - length // 2)
+              & (xs >= cx - length // 2) & (xs < cx + length - length // 2))
+    return x * (~inside).unsqueeze(1).to(x.dtype)
+
+
+class DartsEvalModule(ClassifierModule):
+    """Evaluation training of a DARTS/D-DARTS genotype (Liu et al., 2019; Heuillet et al., 2021).
+
+    ``genotype``: a published name (``DARTS_V2``, ``DDARTS_SPARSE_CIFAR10``), a genotype dict or the path of a
+    ``genotype*.json`` written by the search; it is stored in the checkpoint as a dict.
+    """
+
+    def __init__(
+        self, genotype: str | dict = "DARTS_V2", num_classes: int = 10, in_chans: int = 3, C: int = 36,
+        layers: int = 20, stem: Literal["cifar", "imagenet"] = "cifar", auxiliary: bool = True,
+        auxiliary_weight: float = 0.4, drop_path_prob: float = 0.2, reference_layout: bool = False,
+        cutout_length: int = 0, auto_augment: bool = False, mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None, optimizer: OptimizerName = "sgd", lr: float = 0.025,
+        momentum: float = 0.9, weight_decay: float = 3e-4, scheduler: SchedulerName = "cosine",
+        step_size: int = 1, gamma: float = 0.97, label_smoothing: float = 0.0,
+    ) -> None:
+        genotype = resolve_genotype(genotype).to_dict()  # stored as a plain dict: checkpoints need no file
+        net = DartsNetwork(genotype, C=C, num_classes=num_classes, layers=layers, auxiliary=auxiliary,
+                           drop_path_prob=0.0, in_chans=in_chans, stem=stem, reference_layout=reference_layout,
+                           mean=mean, std=std)
+        super().__init__(net=net, num_classes=num_classes, optimizer=optimizer, lr=lr, momentum=momentum,
+                         weight_decay=weight_decay, scheduler=scheduler, step_size=step_size, gamma=gamma,
+                         label_smoothing=label_smoothing)
+        self._auto_aug: torch.nn.Module | None = None
+
+    def on_train_epoch_start(self) -> None:
+        """Drop-path probability ramps linearly: p * epoch / max_epochs (DARTS ``train.py``)."""
+        self.net.drop_path_prob = self.hparams.drop_path_prob * self.current_epoch / self._max_epochs()
+
+    def augment(self, x: torch.Tensor) -> torch.Tensor:
+        hp = self.hparams
+        if hp.auto_augment:
+            if self._auto_aug is None:
+                from kornia.augmentation.auto import AutoAugment
+
+                self._auto_aug = AutoAugment("cifar10")
+            x = self._auto_aug.to(x.device)(x.clamp(0, 1))
+        return cutout(x, hp.cutout_length)
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x, y = batch[0], batch[1]
+        x = self.augment(x)
+        logits, aux = self.net.forward_with_aux(x)
+        loss = self.loss(logits, y)
+        if aux is not None:
+            aux_loss = self.loss(aux, y)
+            self.log("train/aux_loss", aux_loss, on_step=False, on_epoch=True, sync_dist=True)
+            loss = loss + self.hparams.auxiliary_weight * aux_loss
+        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, sync_dist=True)
+        self.metrics["train_acc"](logits, y)
+        self.log("train/acc", self.metrics["train_acc"], on_step=False, on_epoch=True, prog_bar=True)
+        return loss
