@@ -176,7 +176,7 @@ def table(summary: dict) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
-    cfg = CheckConfig()
+    cfg = CheckConfig(seeds=tuple(int(s) for s in argv[1].split(",")) if argv and len(argv) > 1 else (0, 1, 2))
     runs = [run_seed(s, cfg) for s in cfg.seeds]
     summary = summarise(runs, cfg)
     print(table(summary))

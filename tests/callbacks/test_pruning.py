@@ -1,0 +1,84 @@
+"""PruningSchedule: one-shot / iterative physical pruning, policies, checkpoints that rebuild the pruned net."""
+from __future__ import annotations
+
+import json
+
+import lightning.pytorch as pl
+import pytest
+import torch
+
+from callbacks.pruning import PruningSchedule
+from datamodules.digits import DigitsDataModule
+from zoo.core.profiling import count_params
+from zoo.quickstart import QuickstartClassifier
+from zoo.robust_pruning.module import RobustPruneModule
+from zoo.robust_pruning.policy import MRSAllocation
+
+
+def _fit(model, cb, tmp_path, epochs=1, **kw) -> pl.Trainer:
+    pl.seed_everything(0)
+    kw = {"limit_train_batches": 4, "limit_val_batches": 2, **kw}
+    trainer = pl.Trainer(max_epochs=epochs, callbacks=[cb], logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, default_root_dir=str(tmp_path), **kw)
+    trainer.fit(model, DigitsDataModule(batch_size=64))
+    return trainer
+
+
+def test_one_shot_on_any_classifier(tmp_path):
+    model = QuickstartClassifier(width=16)
+    dense = count_params(model.net)
+    cb = PruningSchedule(sparsity=0.5, criterion="l1")
+    trainer = _fit(model, cb, tmp_path)
+    assert count_params(model.net) == pytest.approx(0.5 * dense, rel=0.01)
+    assert model.net.features[3].out_channels < 16
+    ckpt = torch.load(trainer.checkpoint_callback.best_model_path, weights_only=True)
+    assert ckpt["pruned_structure"]["net.features.3"][0] == model.net.features[3].out_channels
+    history = json.loads((tmp_path / "pruning_history.json").read_text())
+    assert history[0]["param_sparsity"] == pytest.approx(0.5, abs=0.01)
+
+
+def test_iterative_robust_module_checkpoint_round_trip(tmp_path):
+    model = RobustPruneModule(train_steps=1, train_eps=0.1, train_alpha=0.05, lr=0.05, finetune_loss="trades")
+    dense = count_params(model.net)
+    cb = PruningSchedule(sparsity=0.6, criterion="random", start_epoch=1, steps=2, seed=1)
+    trainer = _fit(model, cb, tmp_path, epochs=3)
+    sparsities = [h["param_sparsity"] for h in cb.history]
+    assert sparsities[0] == pytest.approx(1 - 0.4 ** 0.5, abs=0.01)
+    assert sparsities[1] == pytest.approx(0.6, abs=0.01)
+    assert [h["epoch"] for h in cb.history] == [1, 2]
+    assert model.pruned and model.train_loss_kind == "trades"
+    optimised = {id(p) for g in trainer.optimizers[0].param_groups for p in g["params"]}
+    assert optimised == {id(p) for p in model.parameters()}  # the new optimiser holds the pruned tensors
+    assert trainer.optimizers[0].param_groups[0]["initial_lr"] == pytest.approx(model.hparams.finetune_lr)
+    assert count_params(model.net) == pytest.approx(0.4 * dense, rel=0.01)
+    path = trainer.checkpoint_callback.best_model_path
+    loaded = RobustPruneModule.load_from_checkpoint(path, weights_only=True)
+    assert count_params(loaded.net) == count_params(model.net)
+    x = torch.rand(4, 1, 8, 8)
+    model.eval(), loaded.eval()
+    assert torch.allclose(loaded(x), model(x), atol=1e-5)
+
+
+def test_explicit_dict_policy_and_bad_names(tmp_path):
+    model = QuickstartClassifier(width=16)
+    _fit(model, PruningSchedule(ratio_policy={"features.3": 0.25}), tmp_path)
+    assert model.net.features[3].out_channels == 12 and model.net.features[7].out_channels == 32
+    with pytest.raises(ValueError, match="not prunable units"):
+        _fit(QuickstartClassifier(width=16), PruningSchedule(ratio_policy={"features.0": 0.5}), tmp_path)
+    with pytest.raises(ValueError, match="ratio_policy"):
+        PruningSchedule(ratio_policy="mrs")
+
+
+def test_mrs_policy_prunes_sensitive_layers_less(tmp_path):
+    pl.seed_everything(0)
+    model = RobustPruneModule(train_steps=1)
+    policy = MRSAllocation(num_samples=128, attack_eps=0.1, attack_alpha=0.05, attack_steps=2, ascent_steps=2,
+                           delta=0.5, p_max=0.9, cache_dir=str(tmp_path / "mrs"))
+    cb = PruningSchedule(sparsity=0.5, ratio_policy=policy)
+    _fit(model, cb, tmp_path, limit_val_batches=0)
+    rec = cb.history[0]
+    assert len(list((tmp_path / "mrs").glob("mrs-*.json"))) == 1
+    assert rec["param_sparsity"] == pytest.approx(0.5, abs=0.01)
+    scores, ratios = rec["scores"], rec["ratios"]
+    hi, lo = max(scores, key=scores.get), min(scores, key=scores.get)
+    assert ratios[hi] < ratios[lo]
