@@ -82,3 +82,22 @@ def test_mrs_policy_prunes_sensitive_layers_less(tmp_path):
     scores, ratios = rec["scores"], rec["ratios"]
     hi, lo = max(scores, key=scores.get), min(scores, key=scores.get)
     assert ratios[hi] < ratios[lo]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_ddp_ranks_prune_identically_and_report_global_robust_accuracy(tmp_path):
+    """Two CPU processes (gloo): data-dependent (adversarial Taylor) pruning gives one network on both ranks."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    job = Path(__file__).with_name("_ddp_job.py")
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PL_DISABLE_FORK": "1"}
+    proc = subprocess.run([sys.executable, str(job), str(tmp_path)], capture_output=True, text=True, timeout=280,
+                          env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r0, r1 = (json.loads((tmp_path / f"rank{k}.json").read_text()) for k in (0, 1))
+    assert r0["digest"] == r1["digest"] and r0["structure"] == r1["structure"] and r0["ratios"] == r1["ratios"]
+    assert r0["adv"] == r1["adv"]  # one global value, not each rank's own
+    assert 0 <= r0["adv"]["val/robust_acc_pgd5"] <= r0["adv"]["val/clean_acc_adv"]
