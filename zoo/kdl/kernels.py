@@ -120,14 +120,15 @@ class KernelLinear(nn.Linear):
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, kernel: str = "poly",
-                 degree: int = 2, c_init: float = 1.0, gamma_init: float = 0.5, sigma_init: float = 2.0,
+                 degree: int = 2, c_init: float = 1.0, gamma_init: float | None = 0.5, sigma_init: float = 2.0,
                  learnable: bool = True, per_unit: bool = False, bias_inside: bool = False,
                  device=None, dtype=None) -> None:
         super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
         if bias_inside and kernel in DISTANCE_KERNELS:
             raise ValueError(f"bias_inside applies to dot-product kernels, not {kernel!r}")
         self.bias_inside = bias_inside
-        self.kfn = KernelFunction(kernel, out_features, degree, c_init, gamma_init, sigma_init, learnable, per_unit)
+        gamma = 1.0 / in_features if gamma_init is None else gamma_init  # None: gamma = 1/dim
+        self.kfn = KernelFunction(kernel, out_features, degree, c_init, gamma, sigma_init, learnable, per_unit)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.kfn.kind == "linear":
@@ -193,7 +194,7 @@ class KernelPool2d(nn.Module):
     """
 
     def __init__(self, channels: int, kernel_size: int = 2, stride: int | None = None, padding: int = 0,
-                 kernel: str = "poly", degree: int = 2, c_init: float = 0.0, gamma_init: float = 0.5,
+                 kernel: str = "poly", degree: int = 2, c_init: float = 0.0, gamma_init: float | None = 0.5,
                  sigma_init: float = 2.0, learnable: bool = True, per_unit: bool = False,
                  learn_template: bool = True) -> None:
         super().__init__()
@@ -204,7 +205,8 @@ class KernelPool2d(nn.Module):
             self.template = nn.Parameter(template)
         else:
             self.register_buffer("template", template)
-        self.kfn = KernelFunction(kernel, channels, degree, c_init, gamma_init, sigma_init, learnable, per_unit)
+        gamma = 1.0 / kernel_size ** 2 if gamma_init is None else gamma_init  # None: gamma = 1/window size
+        self.kfn = KernelFunction(kernel, channels, degree, c_init, gamma, sigma_init, learnable, per_unit)
         self.register_buffer("ones_filter", torch.ones(channels, 1, kernel_size, kernel_size), persistent=False)
 
     def _depthwise(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:

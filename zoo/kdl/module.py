@@ -34,7 +34,7 @@ class KernelClassifier(ClassifierModule):
         fc_kernel: str = "poly",
         degree: int = 2,
         c_init: float = 1.0,
-        gamma_init: float = 0.5,
+        gamma_init: float | None = 0.5,
         conv_gamma_init: float | None = None,
         sigma_init: float = 2.0,
         pool_degree: int = 2,

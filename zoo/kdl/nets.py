@@ -58,7 +58,7 @@ class KernelNet(ClassifierVerbs, nn.Module):
         fc_kernel: str = "linear",
         degree: int = 2,
         c_init: float = 1.0,
-        gamma_init: float = 0.5,
+        gamma_init: float | None = 0.5,
         conv_gamma_init: float | None = None,
         sigma_init: float = 2.0,
         pool_degree: int = 2,
@@ -126,7 +126,7 @@ class KernelNet(ClassifierVerbs, nn.Module):
         self.register_load_state_dict_pre_hook(_accept_lightning_state_dict)
 
     @staticmethod
-    def _pool(pool_type: str, chans: int, degree: int, c_init: float, gamma_init: float, sigma_init: float,
+    def _pool(pool_type: str, chans: int, degree: int, c_init: float, gamma_init: float | None, sigma_init: float,
               learnable: bool, per_unit: bool) -> nn.Module:
         if pool_type == "max":
             return nn.MaxPool2d(2)
