@@ -70,12 +70,20 @@ class SSPNetModule(L.LightningModule):
         self.augmenter = PoseAugment(**(augment_kwargs or {})) if augment else None
         self.val_metrics = PerBlockPoseMetrics(self.net.num_blocks)
         self.test_metrics = PerBlockPoseMetrics(self.net.num_blocks)
-        self.selected_block = self.net.num_blocks  # replaced by the best block on validation
         self._bn_batches: deque[torch.Tensor] = deque(maxlen=max(precise_bn_batches, 1))
         self._media_batch: dict[str, torch.Tensor] | None = None
 
     def forward(self, x: torch.Tensor, cut: int | None = None) -> list[torch.Tensor]:
         return self.net(x, cut)
+
+    @property
+    def selected_block(self) -> int:
+        """The prediction block (1-based) chosen on validation; stored in the network's state."""
+        return int(self.net.selected_block)
+
+    @selected_block.setter
+    def selected_block(self, block: int) -> None:
+        self.net.selected_block.fill_(int(block))
 
     # ----------------------------------------------------------------------------- training
     def on_after_batch_transfer(self, batch: dict[str, torch.Tensor], dataloader_idx: int = 0) -> dict:
@@ -203,9 +211,3 @@ class SSPNetModule(L.LightningModule):
                     table, "block", "mpjpe", title="val MPJPE per prediction block")})
             except Exception:  # noqa: BLE001 - a chart must never break training
                 pass
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["sspnet_selected_block"] = int(self.selected_block)
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.selected_block = int(checkpoint.get("sspnet_selected_block", self.net.num_blocks))

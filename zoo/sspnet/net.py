@@ -85,6 +85,8 @@ class SSPNet(nn.Module):
         self.transitions = nn.ModuleList(transitions)
         self.blocks = nn.ModuleList(blocks)
         self.head = SoftArgmaxPose(grid)
+        # block chosen on validation (1-based); saved with the weights so a loaded model predicts with it
+        self.register_buffer("selected_block", torch.tensor(self.num_blocks))
 
     @property
     def num_blocks(self) -> int:
@@ -111,8 +113,8 @@ class SSPNet(nn.Module):
         return poses
 
     def predict(self, x: torch.Tensor, block: int | None = None) -> torch.Tensor:
-        """Pose (B, J, 4) of one block (default: the last), running the network only up to it."""
-        return self.forward(x, cut=block)[-1]
+        """Pose (B, J, 4) of one block (default: the block selected on validation), computing nothing after it."""
+        return self.forward(x, cut=int(self.selected_block) if block is None else block)[-1]
 
 
 def sspnet_paper(**kwargs) -> SSPNet:

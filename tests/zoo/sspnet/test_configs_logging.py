@@ -1,0 +1,62 @@
+"""SSP-Net configs instantiate their classes; a short fit logs every block's MPJPE, the selected and last block
+at test, and W&B media (skeletons on crops, 3D plots, the per-block chart)."""
+import importlib
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _cls(path):
+    mod, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(mod), name)
+
+
+@pytest.mark.parametrize("name", ["tiny", "h36m", "mpi_inf_3dhp"])
+def test_config_instantiates(name):
+    cfg = yaml.safe_load((ROOT / "configs" / "sspnet" / f"{name}.yaml").read_text())
+    assert cfg["checkpoint"] == {"monitor": "val/mpjpe", "mode": "min"}
+    module = _cls(cfg["model"]["class_path"])(**cfg["model"]["init_args"])
+    data = _cls(cfg["data"]["class_path"])(**cfg["data"]["init_args"])
+    assert module.net.num_blocks == (8 if name == "tiny" else 24)
+    if name != "tiny":
+        assert module.hparams.optimizer == "rmsprop" and data.hparams.batch_size == 14
+        assert data.hparams.mix_batch_size == 14 and module.hparams.lr_milestones == [0.7, 0.9]
+
+
+@pytest.mark.timeout(300)
+def test_short_fit_logs_blocks_selection_and_media(tmp_path, monkeypatch):
+    from lightning.pytorch.loggers import CSVLogger, WandbLogger
+
+    from datamodules.synthetic_pose import SyntheticStickFigureDataModule
+    from zoo.sspnet.module import SSPNetModule
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    torch.set_num_threads(1)
+    L.seed_everything(0)
+    model = SSPNetModule(num_pyramids=2, num_levels=3, growth=8, stem_channels=16, stem="tiny", input_size=32,
+                         optimizer="adam", lr=2e-3, precise_bn_batches=2, augment=True,
+                         augment_kwargs={"rotation_2d": 10})
+    data = SyntheticStickFigureDataModule(num_train=64, num_val=16, num_test=16, image_size=32, batch_size=16)
+    wandb_logger = WandbLogger(save_dir=str(tmp_path), offline=True, project="t")
+    trainer = L.Trainer(max_epochs=2, logger=[CSVLogger(str(tmp_path)), wandb_logger], enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0)
+    trainer.fit(model, data)
+    metrics = trainer.callback_metrics
+    for b in range(1, 5):
+        assert f"val/mpjpe_b{b}" in metrics and f"val/pa_mpjpe_b{b}" in metrics
+    per_block = torch.stack([metrics[f"val/mpjpe_b{b}"] for b in range(1, 5)])
+    assert metrics["val/mpjpe"] == per_block.min()
+    assert model.selected_block == int(per_block.argmin()) + 1
+    res = trainer.test(model, data, verbose=False)[0]
+    assert {"test/mpjpe", "test/mpjpe_last", "test/pa_mpjpe", "test/pck150", "test/auc"} <= set(res)
+    assert res["test/selected_block"] == model.selected_block
+    wandb_logger.experiment.finish()
+    media = list(Path(tmp_path).rglob("media/images/val/*.png"))
+    names = {p.name.split("_")[0] for p in media}
+    assert len(media) >= 6 and names >= {"skeletons", "mpjpe"}, media
