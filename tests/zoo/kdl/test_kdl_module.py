@@ -2,17 +2,19 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import lightning.pytorch as pl
 import pytest
 import torch
-from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers import CSVLogger, WandbLogger
 from torch import nn
 
 import zoo
 from datamodules.digits import DigitsDataModule
 from zoo.kdl.kernels import KernelConv2d, KernelLinear, KernelPool2d
+from zoo.core.wandb_records import read_run
 from zoo.kdl.module import KernelClassifier
 from zoo.kdl.nets import ARCHS, KernelNet
 
@@ -55,7 +57,9 @@ def test_module_trains_logs_and_round_trips(tmp_path: Path) -> None:
     model = KernelClassifier(arch="digits_cnn", conv_kernel="poly", pool_type="kernel_poly", fc_kernel="sigmoid",
                              scheduler="none", lr=3e-3)
     dm = DigitsDataModule(batch_size=64)
-    trainer = pl.Trainer(max_epochs=3, accelerator="cpu", logger=CSVLogger(tmp_path), enable_progress_bar=False,
+    wandb_logger = WandbLogger(save_dir=str(tmp_path), offline=True, project="kdl-test")
+    trainer = pl.Trainer(max_epochs=3, accelerator="cpu", logger=[CSVLogger(tmp_path), wandb_logger],
+                         enable_progress_bar=False,
                          default_root_dir=tmp_path, enable_model_summary=False, log_every_n_steps=5)
     trainer.fit(model, datamodule=dm)
     rows = list(csv.DictReader(open(next(tmp_path.rglob("metrics.csv")))))
@@ -75,6 +79,16 @@ def test_module_trains_logs_and_round_trips(tmp_path: Path) -> None:
     assert conf.sum() == len(dm.datasets["test"])
     mean_class = (conf.diag() / conf.sum(1)).mean()
     assert abs(trainer.callback_metrics["test/mean_class_acc"].item() - mean_class.item()) < 1e-5
+    # W&B got the kernel parameters, the gap and the confusion matrices (a table of true/predicted/count)
+    run_dir = Path(wandb_logger.experiment.dir).parent
+    wandb_logger.experiment.finish()
+    history = read_run(next(run_dir.glob("*.wandb")))["history"]
+    keys = set().union(*history)
+    assert {"kernel/hidden.0.c", "gap/train_minus_val_acc", "test/mean_class_acc"} <= keys
+    assert {"val/confusion_matrix/_type", "test/confusion_matrix/_type"} <= keys
+    table_file = next(run_dir.rglob("confusion_matrix_*.table.json"))
+    table = json.loads(table_file.read_text())
+    assert table["columns"] == ["true", "predicted", "count"] and len(table["data"]) == 100
     # checkpoint: load_from_checkpoint (weights only) and zoo.load(path) rebuild the same network
     ckpt = tmp_path / "model.ckpt"
     trainer.save_checkpoint(ckpt)
