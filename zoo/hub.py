@@ -123,7 +123,7 @@ def safe_load(path: str | os.PathLike, *, sha256: str | None = None) -> Any:
                 f"from sources you trust. Details: {str(err).splitlines()[0]}"
             ) from err
         raise CorruptCheckpointError(f"{path} is not a valid torch checkpoint: {err}") from err
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as err:
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as err:
         raise CorruptCheckpointError(
             f"{path} is truncated or corrupt ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}). "
             "Delete it and download or export it again."
