@@ -147,8 +147,8 @@ class RobustPruneModule(ClassifierModule):
         else:
             lr, name, span = hp.lr, hp.scheduler, hp.pretrain_epochs or self._max_epochs()
         opt = build_optimizer(self.parameters(), hp.optimizer, lr=lr, momentum=hp.momentum,
-                              weight_decay=hp.weight_decay, nesterov=hp.nesterov)
-        sched = build_scheduler(opt, name, max_epochs=span, milestones=hp.milestones or [50, 75], gamma=hp.gamma,
+                              weight_decay=hp.weight_decay, nesterov=bool(hp.get("nesterov", False)))
+        sched = build_scheduler(opt, name, max_epochs=span, milestones=hp.get("milestones") or [50, 75], gamma=hp.get("gamma", 0.1),
                                 steps_per_epoch=self._steps_per_epoch())
         return opt if sched is None else {"optimizer": opt, "lr_scheduler": sched}
 
