@@ -99,3 +99,16 @@ def ddarts_supernet(**kwargs) -> SearchNetwork:
     """The D-DARTS search supernet: per-cell sigmoid alphas initialised to 0, 7 ops (no ``none``)."""
     return SearchNetwork(**{"C": 16, "layers": 8, "primitives": FAIR_PRIMITIVES, "weight_fn": "sigmoid",
                             "per_cell_alpha": True, "alpha_init": 0.0, **kwargs})
+
+
+_DIGITS = {"genotype": "DARTS_DIGITS", "C": 8, "layers": 3, "num_classes": 10, "in_chans": 3, "auxiliary": False,
+           "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}
+
+
+@register_model(paper=PAPER, module=_EVAL, module_kwargs={**_DIGITS, "C": 4, "auxiliary": False},
+                weights=Weights(tag="digits-corrupted", sha256="14dabfc7336b3edae5c58d2901aa657cfb6ab90c6f2de0918f54661fe1b5b7f3",
+                                path="weights/darts_digits.pt",
+                                metadata={"config": "configs/darts/tiny_eval.yaml", "test_acc": 0.4447}))
+def darts_digits(**kwargs) -> DartsNetwork:
+    """The tiny config's network: the genotype searched on corrupted digits, 3 cells, C=8 (zoo.load("darts_digits"))."""
+    return _net(_DIGITS, kwargs)

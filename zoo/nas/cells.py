@@ -83,10 +83,11 @@ class AuxiliaryHead(nn.Module):
             nn.AdaptiveAvgPool2d(1),  # identity at the design resolution, lets small inputs through
         )
         self.classifier = nn.Linear(768, num_classes)
+        self.min_size = 5 + (2 if imagenet else 3)  # smallest map the 5x5 pool + 2x2 conv accept
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if min(x.shape[-2:]) < 6:  # too small for the 5x5 pool + 2x2 conv: pool to 6x6 first
-            x = nn.functional.interpolate(x, size=(6, 6), mode="nearest")
+        if min(x.shape[-2:]) < self.min_size:  # maps smaller than the design (tiny inputs): upsample first
+            x = nn.functional.interpolate(x, size=(self.min_size, self.min_size), mode="nearest")
         return self.classifier(self.features(x).flatten(1))
 
 

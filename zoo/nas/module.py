@@ -52,6 +52,10 @@ class DartsEvalModule(ClassifierModule):
                          weight_decay=weight_decay, scheduler=scheduler, step_size=step_size, gamma=gamma,
                          label_smoothing=label_smoothing)
         self._auto_aug: torch.nn.Module | None = None
+        # LightningCLI records the arguments as given (maybe a file path): store the genotype itself
+        self.hparams["genotype"] = genotype
+        if getattr(self, "_hparams_initial", None) is not None:
+            self._hparams_initial["genotype"] = genotype
 
     def on_train_epoch_start(self) -> None:
         """Drop-path probability ramps linearly: p * epoch / max_epochs (DARTS ``train.py``)."""

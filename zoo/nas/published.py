@@ -76,3 +76,13 @@ PUBLISHED = {
     "DDARTS_SPARSE_CIFAR10": DDARTS_SPARSE_CIFAR10, "DDARTS_EDGE_CIFAR10": DDARTS_EDGE_CIFAR10,
     "DDARTS_SPARSE_CIFAR100": DDARTS_SPARSE_CIFAR100,
 }
+
+#: Found by ``zoo fit --config configs/darts/tiny.yaml`` (corrupted digits, 3 cells, 3 nodes, seed 0).
+DARTS_DIGITS = CellGenotype(
+    normal=[("skip_connect", 1), ("skip_connect", 0), ("dil_conv_3x3", 2), ("skip_connect", 1),
+            ("sep_conv_3x3", 1), ("dil_conv_3x3", 3)],
+    reduce=[("dil_conv_3x3", 1), ("dil_conv_3x3", 0), ("sep_conv_3x3", 0), ("skip_connect", 2),
+            ("sep_conv_3x3", 0), ("dil_conv_3x3", 3)],
+    normal_concat=[2, 3, 4], reduce_concat=[2, 3, 4],
+)
+PUBLISHED["DARTS_DIGITS"] = DARTS_DIGITS

@@ -54,6 +54,9 @@ class BilevelSearchModule(pl.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.automatic_optimization = False
+        # kept as attributes: under LightningCLI a subclass's hparams hold only its own arguments
+        self.weight_fn, self.per_cell_alpha, self.unrolled = weight_fn, per_cell_alpha, unrolled
+        self.arch_warmup_epochs, self.tau_range = arch_warmup_epochs, (tau_max, tau_min)
         self.net = SearchNetwork(C, num_classes, layers, steps, multiplier, stem_multiplier, list(primitives),
                                  weight_fn, per_cell_alpha, partial_channels, edge_norm, reductions, in_chans,
                                  alpha_init, list(mean), list(std))
@@ -72,7 +75,7 @@ class BilevelSearchModule(pl.LightningModule):
 
     def cell_mixing_weights(self) -> list[torch.Tensor]:
         """Deterministic mixing weights per cell (softmax/sigmoid of alpha; Gumbel reads as softmax), x softmax(beta)."""
-        fn = "softmax" if self.hparams.weight_fn == "gumbel" else self.hparams.weight_fn
+        fn = "softmax" if self.weight_fn == "gumbel" else self.weight_fn
         out = []
         for i in range(len(self.net.cells)):
             w = mixing_weights(self.net.cell_alpha(i).detach(), fn)
@@ -83,7 +86,7 @@ class BilevelSearchModule(pl.LightningModule):
     def genotype(self) -> AnyGenotype:
         """The discrete architecture under the module's derivation rule."""
         hp, ws = self.hparams, self.cell_mixing_weights()
-        if hp.derivation == "darts_top2" and not hp.per_cell_alpha:
+        if hp.derivation == "darts_top2" and not self.per_cell_alpha:
             normal = next(i for i in range(len(ws)) if i not in self.net.reductions)
             return darts_top2(ws[normal], ws[self.net.reductions[0]], self.net.primitives)
         rule = "darts" if hp.derivation == "darts_top2" else hp.derivation
@@ -104,15 +107,14 @@ class BilevelSearchModule(pl.LightningModule):
 
     # ---- steps -------------------------------------------------------------------------------
     def on_train_epoch_start(self) -> None:
-        hp = self.hparams
-        if hp.weight_fn == "gumbel":  # GDAS: tau decays linearly from tau_max to tau_min over the search
+        if self.weight_fn == "gumbel":  # GDAS: tau decays linearly from tau_max to tau_min over the search
             frac = self.current_epoch / max(1, (self.trainer.max_epochs or 1) - 1)
-            self.net.tau = hp.tau_max - (hp.tau_max - hp.tau_min) * frac
+            self.net.tau = self.tau_range[0] - (self.tau_range[0] - self.tau_range[1]) * frac
 
     def arch_step(self, train: tuple, val: tuple) -> None:
         opt_w, opt_a = self.optimizers()[:2]
         opt_a.zero_grad()
-        if self.hparams.unrolled:
+        if self.unrolled:
             self._unrolled_backward(train, val, opt_w)
         else:
             x, y = val
@@ -155,7 +157,7 @@ class BilevelSearchModule(pl.LightningModule):
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         train, val = unpack_search_batch(batch)
-        if self.current_epoch >= self.hparams.arch_warmup_epochs:
+        if self.current_epoch >= self.arch_warmup_epochs:
             self.arch_step(train, val)
         return self.weight_step(train).detach()
 

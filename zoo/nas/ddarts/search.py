@@ -36,8 +36,7 @@ class DDartsSearchModule(BilevelSearchModule):
             arch_lr=arch_lr, arch_betas=arch_betas, arch_weight_decay=arch_weight_decay, unrolled=False,
             zero_one_weight=zero_one_weight, derivation=derivation, threshold=threshold, mean=mean, std=std,
             per_cell_alpha=True,
-        )
-        self.save_hyperparameters()
+        )  # the base's save_hyperparameters() records this __init__'s arguments too
 
     def configure_optimizers(self):
         hp = self.hparams
