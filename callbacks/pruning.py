@@ -121,6 +121,7 @@ class PruningSchedule(Callback):
         prepare = getattr(pl_module, "prepare_dense", None)
         if callable(prepare):
             prepare()
+        self._root = trainer.default_root_dir
         net = self.network(pl_module)
         device = next(net.parameters()).device
         need = max(getattr(self.policy, "num_samples", 0), 1)
@@ -161,6 +162,8 @@ class PruningSchedule(Callback):
             if self.policy.num_samples:
                 n = self.policy.num_samples
                 data = (torch.cat([b[0] for b in batches])[:n], torch.cat([b[1] for b in batches])[:n])
+            if hasattr(self.policy, "root_dir") and self.policy.root_dir is None:
+                self.policy.root_dir = self.log_dir or self._root
             with torch.enable_grad():
                 ratios = self.policy.ratios(net, counter, rel, self.budget, self.min_channels, data)
             scores = dict(self.policy.scores or {})

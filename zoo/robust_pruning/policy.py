@@ -5,6 +5,7 @@ Robust Sensitivity (cached on disk) and allocates bounded inverse-MRS ratios to 
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -33,7 +34,7 @@ class MRSAllocation(RatioPolicy):
         alpha: float = 1.0,
         delta: float = 0.3,
         p_max: float = 0.8,
-        cache_dir: str | None = None,
+        cache_dir: str | None = "auto",
         seed: int = 0,
     ) -> None:
         if num_samples < 1:
@@ -43,7 +44,8 @@ class MRSAllocation(RatioPolicy):
         self.mrs_kwargs = dict(radius=radius, ascent_steps=ascent_steps, lr=ascent_lr, batch_size=batch_size,
                                project_every=project_every, measure=measure)
         self.alloc = dict(alpha=alpha, delta=delta, p_max=p_max)
-        self.cache_dir = cache_dir
+        self.cache_dir = cache_dir  # "auto": <root_dir>/mrs_cache, root_dir set by the pruning callback
+        self.root_dir: str | None = None
         self.batch_size = batch_size
         self.scores: dict[str, float] | None = None
 
@@ -54,5 +56,8 @@ class MRSAllocation(RatioPolicy):
         x, y = data
         x_adv = adversarial_calibration_set(net, x, y, batch_size=self.batch_size, **self.attack)
         layers = [m for u in counter.units for m in u.members]
-        self.scores = cached_mrs(net, x_adv, y, self.cache_dir, layers=layers, **self.mrs_kwargs)
+        cache = self.cache_dir
+        if cache == "auto":
+            cache = str(Path(self.root_dir) / "mrs_cache") if self.root_dir else None
+        self.scores = cached_mrs(net, x_adv, y, cache, layers=layers, **self.mrs_kwargs)
         return mrs_ratios(counter, self.scores, sparsity, budget, min_channels=min_channels, **self.alloc)
