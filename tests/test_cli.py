@@ -111,3 +111,13 @@ def test_killed_fit_resumes_from_last_checkpoint(quickstart_run, tmp_path):
     full = torch.load(quickstart_run / "checkpoints" / "last.ckpt", weights_only=True)
     assert resumed["global_step"] == full["global_step"], "resumed run did not continue where it stopped"
     assert abs(last_metric(tmp_path / "csv", "test/acc") - last_metric(quickstart_run / "csv", "test/acc")) <= 0.03
+
+
+@pytest.mark.slow
+def test_validate_and_predict_subcommands_use_a_checkpoint(quickstart_run, tmp_path):
+    ckpt = str(quickstart_run / "checkpoints" / "last.ckpt")
+    common = ["--config", str(QUICKSTART), "--ckpt_path", ckpt, "--trainer.default_root_dir", str(tmp_path)]
+    run_zoo(["validate", *common])
+    assert last_metric(tmp_path / "csv", "val/acc") >= 0.95
+    proc = run_zoo(["predict", *common, "--trainer.logger", "false"])
+    assert "Predicting" in proc.stdout + proc.stderr
