@@ -8,6 +8,7 @@ Workers decode; flip, +-10 degree rotation and random crop (centre crop at evalu
 from __future__ import annotations
 
 import csv
+import warnings
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -129,8 +130,10 @@ def read_fer2013_csv(path: str | Path) -> dict[str, tuple[torch.Tensor, torch.Te
             if usage not in FER2013_USAGE:
                 raise ValueError(f"{path}:{line}: unknown Usage {usage!r}, expected one of {list(FER2013_USAGE)}")
             try:
-                pixels = np.array(row[col["pixels"]].split(), dtype=np.int64)
-            except ValueError as err:
+                with warnings.catch_warnings():  # numpy warns (here: raises) on a token that is not an integer
+                    warnings.simplefilter("error")
+                    pixels = np.fromstring(row[col["pixels"]], dtype=np.int64, sep=" ")
+            except (ValueError, DeprecationWarning) as err:
                 raise ValueError(f"{path}:{line}: pixels must be space-separated integers ({err})") from None
             if pixels.size != 48 * 48 or pixels.min(initial=0) < 0 or pixels.max(initial=0) > 255:
                 raise ValueError(f"{path}:{line}: expected 2304 pixel values in 0..255 (48x48), found {pixels.size}"

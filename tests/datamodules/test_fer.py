@@ -55,11 +55,14 @@ def test_fer2013_csv_splits_and_pixels(tmp_path: Path) -> None:
     ("1,{short},Training", r"fer2013.csv:3: expected 2304 pixel values.*found 2000"),
     ("1,{p},Validation", r"fer2013.csv:3: unknown Usage 'Validation'"),
     ("1,{p}", r"fer2013.csv:3: expected 3 columns, found 2"),
+    ("1,{bad_token},Training", r"fer2013.csv:3: pixels must be space-separated integers"),
+    ("1,{big},Training", r"fer2013.csv:3: expected 2304 pixel values in 0..255.*outside"),
 ])
 def test_fer2013_malformed_rows(tmp_path: Path, bad: str, match: str) -> None:
     good = " ".join(["7"] * 2304)
     text = ["emotion,pixels,Usage", f"0,{good},Training",
-            bad.format(p=good, short=" ".join(["1"] * 2000)), f"0,{good},PublicTest", f"0,{good},PrivateTest"]
+            bad.format(p=good, short=" ".join(["1"] * 2000), bad_token=" ".join(["1"] * 2303 + ["x"]),
+                   big=" ".join(["1"] * 2303 + ["256"])), f"0,{good},PublicTest", f"0,{good},PrivateTest"]
     (tmp_path / "fer2013.csv").write_text("\n".join(text) + "\n")
     with pytest.raises(ValueError, match=match):
         read_fer2013_csv(tmp_path / "fer2013.csv")

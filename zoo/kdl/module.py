@@ -91,9 +91,10 @@ class KernelClassifier(ClassifierModule):
             self.log(f"{stage}/acc_top5", self.metrics[f"{stage}_acc_top5"], on_step=False, on_epoch=True)
             self.metrics[f"{stage}_class_acc"].update(logits, y)
             self.metrics[f"{stage}_confusion"].update(logits, y)
-        if stage in self._correct:
-            self._correct[stage] = self._correct[stage] + (logits.argmax(-1) == y).sum().detach().float().cpu()
-            self._seen[stage] = self._seen[stage] + float(y.numel())
+        if stage in self._correct:  # kept on the device: no host sync per step
+            correct = (logits.argmax(-1) == y).sum().detach().float()
+            self._correct[stage] = self._correct[stage].to(correct.device) + correct
+            self._seen[stage] = self._seen[stage].to(correct.device) + float(y.numel())
         return loss
 
     # ---- epoch-level logs ----------------------------------------------------------------------
