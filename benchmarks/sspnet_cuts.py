@@ -2,8 +2,9 @@
 network for every cut, plus MPJPE per cut of a checkpoint; a table on stdout and optionally a plot.
 
     python benchmarks/sspnet_cuts.py                                    # reference SSP-Net, 256x256, speed only
-    python benchmarks/sspnet_cuts.py --arch tiny --weights sspnet-synthetic   # + MPJPE on synthetic figures
-    python benchmarks/sspnet_cuts.py --weights runs/x/checkpoints/best.ckpt --plot cuts.png
+    python benchmarks/sspnet_cuts.py --weights sspnet_synthetic --plot cuts.png   # + MPJPE on synthetic figures
+    python benchmarks/sspnet_cuts.py --weights runs/x/checkpoints/best.ckpt --plot cuts.png \
+        --datamodule datamodules.human36m.Human36MDataModule --data-kwargs '{"data_dir": "/data/h36m"}'
 """
 from __future__ import annotations
 
@@ -38,20 +39,42 @@ def build(args) -> torch.nn.Module:
     return sspnet_tiny() if args.arch == "tiny" else sspnet_paper()
 
 
-@torch.no_grad()
-def mpjpe_per_block(net: torch.nn.Module, num: int, device: torch.device) -> list[float]:
-    """MPJPE (mm) of every block on ``num`` synthetic stick figures of the net's input size (unseen seed)."""
+def eval_batches(args, input_size: int):
+    """Test batches: a datamodule's test split (``--datamodule``) or unseen synthetic stick figures."""
+    if args.datamodule:
+        import importlib
+        import json
+
+        mod, _, cls = args.datamodule.rpartition(".")
+        dm = getattr(importlib.import_module(mod), cls)(**json.loads(args.data_kwargs))
+        dm.setup("test")
+        seen = 0
+        for batch in dm.test_dataloader():
+            if seen >= args.eval_samples:
+                break
+            seen += batch["image"].shape[0]
+            yield batch
+        return
     from datamodules.synthetic_pose import SyntheticStickFigures
+
+    ds = SyntheticStickFigures(args.eval_samples, input_size, seed=12345)
+    for s in range(0, len(ds), 64):
+        idx = range(s, min(s + 64, len(ds)))
+        yield {k: torch.stack([ds[i][k] for i in idx]) for k in ds[0]}
+
+
+@torch.no_grad()
+def mpjpe_per_block(net: torch.nn.Module, args, device: torch.device) -> list[float]:
+    """MPJPE (mm, root-relative, GT root depth) of every block on the evaluation batches."""
     from zoo.sspnet.metrics import PerBlockPoseMetrics, lift_to_camera
 
-    ds = SyntheticStickFigures(num, net.input_size, seed=12345)
-    batch = {k: torch.stack([ds[i][k] for i in range(num)]).to(device) for k in ds[0]}
     metric = PerBlockPoseMetrics(net.num_blocks).to(device)
-    for s in range(0, num, 64):
-        part = {k: v[s:s + 64] for k, v in batch.items()}
-        poses = net(part["image"])
-        metric.update([lift_to_camera(p, part["camera"], part["crop"], part["root_z"], part["depth_range"])
-                       for p in poses], part["pose3d"])
+    for batch in eval_batches(args, net.input_size):
+        part = {k: v.to(device) for k, v in batch.items()}
+        keep = part["has3d"] > 0
+        poses = net(part["image"][keep])
+        metric.update([lift_to_camera(p, part["camera"][keep], part["crop"][keep], part["root_z"][keep],
+                                      part["depth_range"][keep]) for p in poses], part["pose3d"][keep])
     return metric.compute()["mpjpe"].tolist()
 
 
@@ -64,7 +87,10 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=50)
     parser.add_argument("--half", action="store_true", help="time in float16 autocast (GPU)")
-    parser.add_argument("--eval-samples", type=int, default=512, help="synthetic samples for MPJPE (needs --weights)")
+    parser.add_argument("--eval-samples", type=int, default=512, help="samples for MPJPE (needs --weights)")
+    parser.add_argument("--datamodule", help="dotted DataModule class whose test split gives MPJPE, e.g. "
+                        "datamodules.human36m.Human36MDataModule (default: synthetic stick figures)")
+    parser.add_argument("--data-kwargs", default="{}", help="JSON keyword arguments of --datamodule")
     parser.add_argument("--plot", help="write the MPJPE/FPS trade-off plot to this PNG")
     args = parser.parse_args()
 
@@ -80,14 +106,14 @@ def main() -> None:
             lat = measure_latency(model, x, warmup=args.warmup, repeats=args.repeats)
         rows.append({"cut": cut, "level": net.levels[cut - 1], "latency_ms": 1e3 * lat, "fps": args.batch / lat,
                      "macs": count_macs(model, x[:1])})
-    errors = mpjpe_per_block(net, args.eval_samples, device) if args.weights else [float("nan")] * len(rows)
+    errors = mpjpe_per_block(net, args, device) if args.weights else [float("nan")] * len(rows)
     full = rows[-1]
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
     print(f"device: {name}; batch {args.batch}; {'fp16 autocast' if args.half else 'fp32'}; input "
           f"{net.input_size}x{net.input_size}; {count_params(net) / 1e6:.2f} M params; torch {torch.__version__}")
-    print(f"{'cut':>4} {'level':>5} {'GMACs':>7} {'latency ms':>10} {'FPS':>8} {'x full speed':>12} {'MPJPE mm':>9}")
+    print(f"{'cut':>4} {'level':>5} {'MMACs':>7} {'latency ms':>10} {'FPS':>8} {'speed-up':>12} {'MPJPE mm':>9}")
     for r, e in zip(rows, errors):
-        print(f"{r['cut']:>4} {r['level']:>5} {r['macs'] / 1e9:>7.3f} {r['latency_ms']:>10.2f} {r['fps']:>8.1f} "
+        print(f"{r['cut']:>4} {r['level']:>5} {r['macs'] / 1e6:>7.2f} {r['latency_ms']:>10.2f} {r['fps']:>8.1f} "
               f"{full['latency_ms'] / r['latency_ms']:>12.2f} {e:>9.1f}")
     if device.type == "cuda":
         print(f"full network: {full['fps']:.0f} FPS here vs ~{PAPER_FPS_FULL:.0f} FPS claimed by the paper (its GPU "

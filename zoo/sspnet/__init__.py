@@ -14,3 +14,23 @@ _TINY_MODULE_KWARGS = dict(num_pyramids=2, num_levels=3, growth=8, stem_channels
 def sspnet(**kwargs) -> SSPNet:
     """SSP-Net in the reference configuration (K=8, L=4, growth 96, 256x256 input, 24 prediction blocks)."""
     return sspnet_paper(**kwargs)
+
+
+# the tiny config's network (configs/sspnet/tiny.yaml): TinySSP of spec section 10
+SSPNET_SYNTHETIC_KWARGS = {"num_pyramids": 4, "num_levels": 3, "growth": 16, "stem_channels": 32, "stem": "tiny",
+                           "input_size": 64}
+
+
+@register_model(
+    paper="SSP-Net (Luvizon et al., Pattern Recognition 2023)", module="zoo.sspnet.module.SSPNetModule",
+    module_kwargs=dict(_TINY_MODULE_KWARGS),
+    weights=Weights(
+        tag="stickfigures", path="weights/sspnet_synthetic-stickfigures.pt",
+        sha256="a5b40beaf47511bc7befa677296d29d3602a6a08c643c14e4512788f93900484",
+        metadata={"config": "configs/sspnet/tiny.yaml", "dataset": "synthetic stick figures", "val_mpjpe_mm": 116.0,
+                  "test_mpjpe_mm": 117.5, "test_pa_mpjpe_mm": 106.1, "selected_block": 8},
+    ),
+)
+def sspnet_synthetic(**kwargs) -> SSPNet:
+    """TinySSP (64x64 input, 8 prediction blocks), trained by configs/sspnet/tiny.yaml on synthetic stick figures."""
+    return SSPNet(**{**SSPNET_SYNTHETIC_KWARGS, **kwargs})

@@ -99,7 +99,7 @@ class SSPNetModule(L.LightningModule):
         loss = sspnet_loss(poses, target, self.hparams.loss)
         if self.hparams.precise_bn_batches > 0:
             self._bn_batches.append(batch["image"].detach())
-        self.log("train/loss", loss, prog_bar=True, batch_size=batch["image"].shape[0])
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["image"].shape[0], sync_dist=True)
         return loss
 
     def configure_optimizers(self):
