@@ -105,18 +105,34 @@ def nested_genotype(cell_weights: Sequence[torch.Tensor], primitives: Sequence[s
             gene = GENE_RULES[rule](w, primitives, threshold)
         else:
             raise ValueError(f"unknown derivation rule {rule!r}; expected darts or one of {sorted(GENE_RULES)}")
-        if not gene:
-            flat = int(w.detach().float().cpu().argmax())
-            e, k = divmod(flat, w.shape[1])
-            offset, j = 0, 0
-            while offset + 2 + j <= e:
-                offset += 2 + j
-                j += 1
-            gene = [(primitives[k], j + 2, e - offset)]
-            warnings.warn(f"cell {c}: no weight reached {threshold}; kept its strongest edge {gene[0]}", stacklevel=2)
+        if not _reachable(gene):
+            gene = [_strongest_input_edge(w, primitives)]
+            warnings.warn(f"cell {c}: no node is reachable from the cell inputs with weights >= {threshold}; "
+                          f"kept its strongest input edge {gene[0]}", stacklevel=2)
         genes.append(gene)
     steps = _steps_for(cell_weights[0].shape[0])
     return NestedGenotype(genes=genes, reductions=list(reductions), concat=list(range(2, 2 + steps)))
+
+
+def _reachable(gene: list[Edge]) -> bool:
+    """True when at least one intermediate node gets an input from the cell inputs (directly or not)."""
+    live = {0, 1}
+    for to in sorted({t for _, t, _ in gene}):
+        if any(f in live for _, t, f in gene if t == to):
+            live.add(to)
+    return len(live) > 2
+
+
+def _strongest_input_edge(weights: torch.Tensor, primitives: Sequence[str]) -> Edge:
+    """The (op, node, input) with the largest weight among edges leaving the two cell inputs."""
+    w = weights.detach().float().cpu()
+    best, best_val = None, -float("inf")
+    for j, (offset, rows) in enumerate(_node_rows(w, _steps_for(w.shape[0]))):
+        for i in (0, 1):
+            k = int(rows[i].argmax())
+            if float(rows[i, k]) > best_val:
+                best, best_val = (primitives[k], j + 2, i), float(rows[i, k])
+    return best
 
 
 def argmax_chain(weights: torch.Tensor, primitives: Sequence[str]) -> ChainGenotype:

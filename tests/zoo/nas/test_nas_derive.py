@@ -32,10 +32,11 @@ def test_threshold_rules():
         [("max_pool_3x3", 2, 0), ("skip_connect", 2, 0), ("sep_conv_3x3", 2, 1)])
 
 
-def test_empty_cell_falls_back_to_its_strongest_edge():
+def test_empty_cell_falls_back_to_its_strongest_input_edge():
     w = torch.full((5, 3), 0.5)
     w[3, 1] = 0.6
-    with pytest.warns(UserWarning, match="strongest edge"):
+    w[4, 2] = 0.9  # kept (node 2 -> node 3), but node 2 has no input: nothing is reachable
+    with pytest.warns(UserWarning, match="strongest input edge"):
         g = nested_genotype([w], PRIMS[1:], reductions=[0])
     assert g.genes == [[("skip_connect", 3, 1)]]
 

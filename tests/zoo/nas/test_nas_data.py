@@ -1,0 +1,88 @@
+"""NAS data: corrupted digits, the seeded search split, the generic wrapper and ImageNet folders."""
+import lightning.pytorch as pl
+import pytest
+import torch
+
+from zoo.nas.data import DigitsNASDataModule, SearchSplitDataModule, corrupt_digits, search_split
+
+
+def test_search_split_is_seeded_disjoint_and_half():
+    a, b = search_split(1300, 0.5, seed=2)
+    assert len(a) == len(b) == 650 and not set(a) & set(b) and set(a) | set(b) == set(range(1300))
+    assert search_split(1300, 0.5, seed=2) == (a, b) and search_split(1300, 0.5, seed=3) != (a, b)
+    with pytest.raises(ValueError, match="fraction"):
+        search_split(10, 1.0)
+
+
+def test_corruption_matches_the_spec_recipe():
+    x = torch.rand(200, 1, 8, 8)
+    y = corrupt_digits(x)
+    assert torch.equal(y, corrupt_digits(x))  # fixed generator
+    zero = float((y == 0).float().mean())
+    assert 0.25 <= zero < 0.40  # 25 % dropped + the noise clamped at 0
+    assert float(y.max()) <= 1.5 and float(y.min()) >= 0.0
+
+
+def test_digits_nas_datamodule_sizes_and_batches():
+    dm = DigitsNASDataModule(batch_size=64)
+    dm.setup()
+    assert [len(dm.data[k]) for k in ("train", "val", "test", "pool")] == [650, 650, 497, 1300]
+    batch = next(iter(dm.train_dataloader()))
+    batch = batch[0] if isinstance(batch, tuple) else batch
+    assert batch["train"][0].shape == (64, 3, 8, 8) and batch["val"][1].shape == (64,)
+    plain = DigitsNASDataModule(search=False, corrupted=False, channels=1, image_size=16)
+    plain.setup()
+    x, _ = next(iter(plain.train_dataloader()))
+    assert x.shape[1:] == (1, 16, 16) and float(x.max()) <= 1.0
+
+
+def test_search_split_wrapper_around_any_datamodule():
+    from datamodules.digits import DigitsDataModule
+
+    base = DigitsDataModule(batch_size=16, channels=3)
+    dm = SearchSplitDataModule(base, seed=2)
+    dm.setup()
+    w, a = dm.halves
+    n = len(base.datasets["train"])
+    assert len(w) + len(a) == n and abs(len(w) - len(a)) <= 1
+    assert not set(w.indices) & set(a.indices)
+    it = iter(dm.train_dataloader())
+    batch = next(it)
+    batch = batch[0] if isinstance(batch, tuple) else batch
+    assert set(batch) == {"train", "val"} and batch["train"][0].shape == (16, 3, 8, 8)
+    assert len(dm.val_dataloader().dataset) == len(base.datasets["val"])
+
+
+def _jpeg_tree(root, classes=("n01440764", "n01443537"), per_class=2):
+    from PIL import Image
+
+    for split in ("train", "val"):
+        for k, wnid in enumerate(classes):
+            folder = root / split / wnid
+            folder.mkdir(parents=True)
+            for i in range(per_class):
+                Image.new("RGB", (40 + i, 30), color=(60 * k, 20 * i, 100)).save(folder / f"{wnid}_{i}.JPEG")
+
+
+def test_imagenet_folder_layout(tmp_path):
+    from datamodules.imagenet import ImageNetDataModule
+
+    _jpeg_tree(tmp_path)
+    dm = ImageNetDataModule(str(tmp_path), batch_size=2, num_workers=0, image_size=32, resize_size=36)
+    dm.setup()
+    assert dm.classes == ["n01440764", "n01443537"] and dm.num_classes == 2
+    x, y = next(iter(dm.val_dataloader()))
+    assert x.shape == (2, 3, 32, 32) and 0.0 <= float(x.min()) and float(x.max()) <= 1.0 and y.tolist() == [0, 0]
+    x, _ = next(iter(dm.train_dataloader()))
+    assert x.shape == (2, 3, 32, 32)
+
+
+def test_imagenet_missing_data_names_the_layout(tmp_path):
+    from datamodules.imagenet import ImageNetDataModule
+
+    with pytest.raises(FileNotFoundError, match=r"train/<wnid>/\*\.JPEG"):
+        ImageNetDataModule(str(tmp_path)).setup()
+    (tmp_path / "train").mkdir()
+    (tmp_path / "val").mkdir()
+    with pytest.raises(FileNotFoundError, match="no class sub-folders"):
+        ImageNetDataModule(str(tmp_path)).setup()
