@@ -8,13 +8,19 @@ import torch
 PA17J_PARENTS = (-1, 16, 1, 2, 1, 1, 4, 5, 6, 7, 0, 0, 10, 11, 12, 13, 0)
 
 
+def _figure(**kwargs):
+    """A matplotlib Figure on its own Agg canvas: no pyplot state, no change of the global backend."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(**kwargs)
+    FigureCanvasAgg(fig)
+    return fig
+
+
 def _figure_to_array(fig) -> np.ndarray:
     fig.canvas.draw()
-    arr = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return arr
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
 
 
 def _edges(num_joints: int) -> list[tuple[int, int]]:
@@ -25,13 +31,9 @@ def _edges(num_joints: int) -> list[tuple[int, int]]:
 def skeletons_on_crops(images: torch.Tensor, pred_uv: torch.Tensor, gt_uv: torch.Tensor | None = None,
                        max_images: int = 8) -> np.ndarray:
     """Crops (B, 3, H, W) in [0, 1] with predicted (red) and ground-truth (green) 2D skeletons, side by side."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
     n = min(max_images, images.shape[0])
-    fig, axes = plt.subplots(1, n, figsize=(2 * n, 2.2), squeeze=False)
+    fig = _figure(figsize=(2 * n, 2.2))
+    axes = fig.subplots(1, n, squeeze=False)
     size = images.shape[-1]
     for i, ax in enumerate(axes[0]):
         ax.imshow(images[i].detach().float().cpu().permute(1, 2, 0).clamp(0, 1).numpy())
@@ -50,13 +52,8 @@ def skeletons_on_crops(images: torch.Tensor, pred_uv: torch.Tensor, gt_uv: torch
 
 def skeletons_3d(pred_mm: torch.Tensor, gt_mm: torch.Tensor, max_poses: int = 4) -> np.ndarray:
     """Root-aligned 3D skeletons, prediction (red) over ground truth (green), one panel per sample."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
     n = min(max_poses, pred_mm.shape[0])
-    fig = plt.figure(figsize=(3 * n, 3))
+    fig = _figure(figsize=(3 * n, 3))
     for i in range(n):
         ax = fig.add_subplot(1, n, i + 1, projection="3d")
         for pose, colour in ((gt_mm[i], "green"), (pred_mm[i], "red")):
@@ -71,12 +68,8 @@ def skeletons_3d(pred_mm: torch.Tensor, gt_mm: torch.Tensor, max_poses: int = 4)
 
 def mpjpe_per_block_chart(mpjpe: list[float], selected: int | None = None, title: str = "MPJPE per block") -> np.ndarray:
     """Line chart of MPJPE (mm) against the prediction block (the network's cut point)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 3))
+    fig = _figure(figsize=(5, 3))
+    ax = fig.subplots()
     blocks = list(range(1, len(mpjpe) + 1))
     ax.plot(blocks, mpjpe, marker="o")
     if selected is not None:
