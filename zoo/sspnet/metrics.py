@@ -101,3 +101,25 @@ class PerBlockPoseMetrics(Metric):
         c = self.count.clamp_min(1)
         return {"mpjpe": self.mpjpe / c, "pa_mpjpe": self.pa_mpjpe / c, "pck150": 100 * self.pck150 / c,
                 "auc": 100 * self.auc / c}
+
+
+class GroupedMPJPE(Metric):
+    """MPJPE per group (e.g. Human3.6M action), for the per-action table and the mean over actions (spec 5)."""
+
+    full_state_update = False
+
+    def __init__(self, num_groups: int = 64, root: int = 0) -> None:
+        super().__init__()
+        self.num_groups, self.root = num_groups, root
+        self.add_state("sums", default=torch.zeros(num_groups, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("counts", default=torch.zeros(num_groups, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, pred_mm: torch.Tensor, gt_mm: torch.Tensor, groups: torch.Tensor) -> None:
+        groups = groups.long().clamp(0, self.num_groups - 1)
+        err = joint_errors(pred_mm, gt_mm, self.root).mean(1).double()
+        self.sums.index_add_(0, groups, err)
+        self.counts.index_add_(0, groups, torch.ones_like(err))
+
+    def compute(self) -> dict[int, torch.Tensor]:
+        """{group: MPJPE} for every group that has samples."""
+        return {int(g): self.sums[g] / self.counts[g] for g in torch.nonzero(self.counts > 0).flatten().tolist()}

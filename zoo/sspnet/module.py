@@ -13,7 +13,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from zoo.sspnet.augment import PoseAugment
 from zoo.sspnet.losses import LossName, build_targets, sspnet_loss
-from zoo.sspnet.metrics import PerBlockPoseMetrics, lift_to_camera
+from zoo.sspnet.metrics import GroupedMPJPE, PerBlockPoseMetrics, lift_to_camera
 from zoo.sspnet.net import SSPNet
 
 
@@ -70,6 +70,7 @@ class SSPNetModule(L.LightningModule):
         self.augmenter = PoseAugment(**(augment_kwargs or {})) if augment else None
         self.val_metrics = PerBlockPoseMetrics(self.net.num_blocks)
         self.test_metrics = PerBlockPoseMetrics(self.net.num_blocks)
+        self.test_actions = GroupedMPJPE()  # per action (Human3.6M), selected block
         self._bn_batches: deque[torch.Tensor] = deque(maxlen=max(precise_bn_batches, 1))
         self._media_batch: dict[str, torch.Tensor] | None = None
 
@@ -172,7 +173,10 @@ class SSPNetModule(L.LightningModule):
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         lifted, _ = self._lifted(batch)
         if lifted:
-            self.test_metrics.update(lifted, batch["pose3d"][batch["has3d"] > 0])
+            keep = batch["has3d"] > 0
+            self.test_metrics.update(lifted, batch["pose3d"][keep])
+            if "action" in batch:
+                self.test_actions.update(lifted[self.selected_block - 1], batch["pose3d"][keep], batch["action"][keep])
 
     def on_test_epoch_end(self) -> None:
         res = self.test_metrics.compute()
@@ -184,6 +188,12 @@ class SSPNetModule(L.LightningModule):
         for b in range(self.net.num_blocks):
             self.log(f"test/mpjpe_b{b + 1}", res["mpjpe"][b].float())
         self.log("test/selected_block", float(sel + 1))
+        actions = self.test_actions.compute()
+        self.test_actions.reset()
+        if actions:
+            for a, value in actions.items():
+                self.log(f"test/mpjpe_action{a:02d}", value.float())
+            self.log("test/mpjpe_action_mean", torch.stack(list(actions.values())).mean().float())
 
     # ----------------------------------------------------------------------------- media and checkpoints
     @rank_zero_only

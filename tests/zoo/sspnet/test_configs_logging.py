@@ -60,3 +60,23 @@ def test_short_fit_logs_blocks_selection_and_media(tmp_path, monkeypatch):
     media = list(Path(tmp_path).rglob("media/images/val/*.png"))
     names = {p.name.split("_")[0] for p in media}
     assert len(media) >= 6 and names >= {"skeletons", "mpjpe"}, media
+
+
+@pytest.mark.timeout(300)
+def test_human36m_test_reports_per_action(tmp_path):
+    import importlib.util
+
+    from datamodules.human36m import Human36MDataModule
+    from zoo.sspnet.module import SSPNetModule
+
+    spec = importlib.util.spec_from_file_location("h36m_fixture", ROOT / "tests" / "datamodules" / "test_human36m.py")
+    fixture = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fixture)
+    root, *_ = fixture.write_deephar(tmp_path / "h36m", subjects=(1, 9), n_frames=4)
+    data = Human36MDataModule(str(root), train_subjects=[1], test_subjects=[9], train_stride=1, val_stride=2,
+                              test_stride=1, image_size=32, batch_size=2, num_workers=0)
+    model = SSPNetModule(num_pyramids=1, num_levels=3, growth=8, stem_channels=16, stem="tiny", input_size=32)
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    res = trainer.test(model, data, verbose=False)[0]
+    assert res["test/mpjpe_action02"] == pytest.approx(res["test/mpjpe"], rel=1e-5)  # one action: same frames
+    assert res["test/mpjpe_action_mean"] == pytest.approx(res["test/mpjpe_action02"], rel=1e-6)

@@ -111,3 +111,17 @@ def test_per_block_metric_accumulates_like_the_functions():
     assert res["pa_mpjpe"][1].item() == pytest.approx(pa_mpjpe(p2, gt).item(), rel=1e-4)
     assert res["pck150"][1].item() == pytest.approx(100 * pck3d(p2, gt).item(), rel=1e-5)
     assert res["mpjpe"][0] < res["mpjpe"][1]
+
+
+def test_grouped_mpjpe_per_action_and_mean():
+    from zoo.sspnet.metrics import GroupedMPJPE
+
+    gt = torch.zeros(3, 2, 3)
+    gt[:, 1, 0] = 100.0
+    pred = gt.clone()
+    pred[:, 1, 1] = torch.tensor([10.0, 30.0, 40.0])  # per-sample MPJPE: 5, 15, 20
+    m = GroupedMPJPE()
+    m.update(pred, gt, torch.tensor([2, 2, 7]))
+    res = m.compute()
+    assert set(res) == {2, 7}
+    assert res[2].item() == pytest.approx(10.0) and res[7].item() == pytest.approx(20.0)
