@@ -88,3 +88,9 @@ def test_tiny_config_end_to_end(tmp_path):
     net = zoo.load(str(tmp_path / "checkpoints" / "last.ckpt"))
     assert count_params(net) == pytest.approx(0.5 * count_params(DigitsCNN()), rel=0.02)
     assert len(list((tmp_path / "mrs_cache").glob("mrs-*.json"))) == 1
+    from zoo.core.wandb_records import read_run  # W&B (offline): per-layer table + bar charts, curves
+
+    runs = [read_run(f) for f in tmp_path.glob("wandb/offline-run-*/run-*.wandb")]
+    keys = {k for r in runs for row in r["history"] for k in row}
+    assert {"prune/layers/_type", "prune/mrs_bar_table/_type", "prune/ratios_bar_table/_type"} <= keys
+    assert {"prune/ratio/fc1", "prune/mrs/fc1", "prune/param_sparsity", "val/robust_acc_pgd20"} <= keys
