@@ -67,6 +67,8 @@ def genotype_figure(genotype: Any):
 class ArchitectureDerivation(pl.Callback):
     """Derive, log and save the genotype every epoch; optionally build the evaluation network at fit end.
 
+    Files go to ``out_dir`` (default ``<trainer.default_root_dir>/genotypes``).
+
     ``build_network=True`` instantiates ``zoo.nas.cells.DartsNetwork`` with ``eval_C`` channels and
     ``eval_layers`` layers (for D-DARTS genotypes deeper than the search: the deepened network).
     """
@@ -85,8 +87,7 @@ class ArchitectureDerivation(pl.Callback):
     def directory(self, trainer: pl.Trainer) -> Path:
         if self.out_dir is not None:
             return Path(self.out_dir)
-        base = trainer.log_dir or trainer.default_root_dir
-        return Path(base) / "genotypes"
+        return Path(trainer.default_root_dir) / "genotypes"
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         genotype = pl_module.genotype()
