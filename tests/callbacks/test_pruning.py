@@ -101,3 +101,20 @@ def test_ddp_ranks_prune_identically_and_report_global_robust_accuracy(tmp_path)
     assert r0["digest"] == r1["digest"] and r0["structure"] == r1["structure"] and r0["ratios"] == r1["ratios"]
     assert r0["adv"] == r1["adv"]  # one global value, not each rank's own
     assert 0 <= r0["adv"]["val/robust_acc_pgd5"] <= r0["adv"]["val/clean_acc_adv"]
+
+
+@pytest.mark.parametrize("arch,coupled", [("resnet18", True), ("vgg16_bn", False)])
+def test_cifar_nets_prune_train_and_reload(tmp_path, arch, coupled):
+    pl.seed_everything(0)
+    model = RobustPruneModule(arch=arch, in_chans=3, input_size=32, width=0.125, train_steps=1,
+                              finetune_loss="pgd_at")
+    dense = count_params(model.net)
+    trainer = pl.Trainer(max_epochs=1, callbacks=[PruningSchedule(sparsity=0.5, coupled=coupled, criterion="l2")],
+                         logger=False, enable_progress_bar=False, enable_model_summary=False,
+                         default_root_dir=str(tmp_path), limit_train_batches=2, limit_val_batches=1)
+    trainer.fit(model, DigitsDataModule(batch_size=16, image_size=32, channels=3))
+    assert count_params(model.net) == pytest.approx(0.5 * dense, rel=0.01)
+    loaded = RobustPruneModule.load_from_checkpoint(trainer.checkpoint_callback.best_model_path, weights_only=True)
+    x = torch.rand(2, 3, 32, 32)
+    model.eval(), loaded.eval()
+    assert torch.allclose(loaded(x), model(x), atol=1e-5)
