@@ -59,14 +59,14 @@ class FERDataModule(pl.LightningDataModule):
     classes: list[str] = FER2013_CLASSES
 
     def __init__(self, data_dir: str, batch_size: int, num_workers: int, image_size: int, crop_size: int,
-                 augment: bool, rotation: float) -> None:
+                 augment: bool, rotation: float, ten_crop: bool = False) -> None:
         super().__init__()
         if crop_size > image_size:
             raise ValueError(f"crop_size={crop_size} exceeds image_size={image_size}")
         self.data_dir = Path(data_dir)
         self.batch_size, self.num_workers = batch_size, num_workers
         self.image_size, self.crop_size = image_size, crop_size or image_size
-        self.augment, self.rotation = augment, rotation
+        self.augment, self.rotation, self.ten_crop = augment, rotation, ten_crop
         self.datasets: dict[str, Dataset] = {}
         self._train_aug: torch.nn.Module | None = None
         self._eval_aug: torch.nn.Module | None = None
@@ -90,7 +90,10 @@ class FERDataModule(pl.LightningDataModule):
         return self._loader("test", shuffle=False)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        """Training: h-flip, rotation, random crop; evaluation: centre crop (identity when crop = image size)."""
+        """Training: h-flip, rotation, random crop; evaluation: centre crop (identity when crop = image size).
+
+        With ``ten_crop`` the test batches hold the 10 crops (4 corners + centre, and their mirrors).
+        """
         import kornia.augmentation as K
 
         x, y = batch[0], batch[1]
@@ -101,11 +104,21 @@ class FERDataModule(pl.LightningDataModule):
                 self._train_aug = torch.nn.Sequential(
                     K.RandomHorizontalFlip(), K.RandomRotation(degrees=self.rotation, p=1.0), K.RandomCrop(size))
             return self._train_aug.to(x.device)(x), y
+        if self.ten_crop and trainer is not None and trainer.testing and self.crop_size != self.image_size:
+            return ten_crop(x, self.crop_size), y  # (B, 10, C, crop, crop): the module averages the crops
         if self.crop_size != self.image_size:
             if self._eval_aug is None:
                 self._eval_aug = K.CenterCrop(size)
             x = self._eval_aug.to(x.device)(x)
         return x, y
+
+
+def ten_crop(x: torch.Tensor, size: int) -> torch.Tensor:
+    """The four corner crops, the centre crop and their horizontal mirrors: ``(B, 10, C, size, size)``."""
+    h, w = x.shape[-2:]
+    corners = [(0, 0), (0, w - size), (h - size, 0), (h - size, w - size), ((h - size) // 2, (w - size) // 2)]
+    crops = [x[..., t:t + size, l:l + size] for t, l in corners]
+    return torch.stack(crops + [c.flip(-1) for c in crops], dim=1)
 
 
 # ---- FER2013 ----------------------------------------------------------------------------------------------
@@ -156,8 +169,8 @@ class FER2013DataModule(FERDataModule):
 
     def __init__(self, data_dir: str = "data/fer2013", batch_size: int = 64, num_workers: int = 4,
                  crop_size: int = 44, channels: int = 1, augment: bool = True, rotation: float = 10.0,
-                 download: bool = False) -> None:
-        super().__init__(data_dir, batch_size, num_workers, 48, crop_size, augment, rotation)
+                 ten_crop: bool = False, download: bool = False) -> None:
+        super().__init__(data_dir, batch_size, num_workers, 48, crop_size, augment, rotation, ten_crop)
         self.save_hyperparameters()
         if channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {channels}")
@@ -191,8 +204,8 @@ class RAFDBDataModule(FERDataModule):
 
     def __init__(self, data_dir: str = "data/RAF-DB/basic", batch_size: int = 64, num_workers: int = 4,
                  image_size: int = 100, crop_size: int = 90, val_size: int = 0, seed: int = 0,
-                 augment: bool = True, rotation: float = 10.0, download: bool = False) -> None:
-        super().__init__(data_dir, batch_size, num_workers, image_size, crop_size, augment, rotation)
+                 augment: bool = True, rotation: float = 10.0, ten_crop: bool = False, download: bool = False) -> None:
+        super().__init__(data_dir, batch_size, num_workers, image_size, crop_size, augment, rotation, ten_crop)
         self.save_hyperparameters()
 
     def root(self) -> Path:
@@ -252,8 +265,8 @@ class ExpWDataModule(FERDataModule):
     def __init__(self, data_dir: str = "data/ExpW", batch_size: int = 64, num_workers: int = 4,
                  image_size: int = 100, crop_size: int = 90, split_fractions: list[float] | None = None,
                  split_seed: int = 0, min_confidence: float = 0.0, augment: bool = True, rotation: float = 10.0,
-                 check_images: bool = True, download: bool = False) -> None:
-        super().__init__(data_dir, batch_size, num_workers, image_size, crop_size, augment, rotation)
+                 check_images: bool = True, ten_crop: bool = False, download: bool = False) -> None:
+        super().__init__(data_dir, batch_size, num_workers, image_size, crop_size, augment, rotation, ten_crop)
         self.save_hyperparameters()
         self.split_fractions = tuple(split_fractions or (0.8, 0.1, 0.1))
         if len(self.split_fractions) != 3:

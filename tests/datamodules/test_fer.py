@@ -161,3 +161,25 @@ def test_expw_malformed_lines(tmp_path: Path) -> None:
         ExpWDataModule(str(tmp_path), num_workers=0).setup()
     with pytest.raises(FileNotFoundError, match="label.lst"):
         ExpWDataModule(str(tmp_path / "nope"), num_workers=0).setup()
+
+
+def test_ten_crop_at_test_time(tmp_path: Path) -> None:
+    from datamodules.fer import ten_crop
+
+    x = torch.arange(2 * 3 * 6 * 6, dtype=torch.float32).view(2, 3, 6, 6)
+    crops = ten_crop(x, 4)
+    assert crops.shape == (2, 10, 3, 4, 4)
+    assert torch.equal(crops[:, 0], x[..., :4, :4]) and torch.equal(crops[:, 3], x[..., 2:, 2:])
+    assert torch.equal(crops[:, 4], x[..., 1:5, 1:5]) and torch.equal(crops[:, 9], x[..., 1:5, 1:5].flip(-1))
+    write_fer_csv(tmp_path / "fer2013.csv")
+    dm = FER2013DataModule(str(tmp_path), batch_size=4, num_workers=0, crop_size=44, ten_crop=True)
+    dm.setup()
+
+    class _Testing:
+        training, testing = False, True
+
+    dm.trainer = _Testing()
+    xb, _ = dm.on_after_batch_transfer(next(iter(dm.test_dataloader())), 0)
+    assert xb.shape == (4, 10, 1, 44, 44)
+    _Testing.testing = False  # validation keeps the single centre crop
+    assert dm.on_after_batch_transfer(next(iter(dm.val_dataloader())), 0)[0].shape == (4, 1, 44, 44)

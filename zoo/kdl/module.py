@@ -81,7 +81,11 @@ class KernelClassifier(ClassifierModule):
     # ---- steps ---------------------------------------------------------------------------------
     def _shared_step(self, batch, stage: str) -> torch.Tensor:
         x, y = batch[0], batch[1]
-        logits = self(x)
+        if x.ndim == 5:  # multi-crop evaluation (B, crops, C, H, W): log of the crops' mean probability
+            probs = self(x.flatten(0, 1)).softmax(-1).view(x.shape[0], x.shape[1], -1).mean(1)
+            logits = probs.clamp_min(1e-12).log()
+        else:
+            logits = self(x)
         loss = self.loss(logits, y)
         self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, sync_dist=True)
         self.metrics[f"{stage}_acc"](logits, y)

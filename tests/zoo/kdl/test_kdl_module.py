@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -82,8 +83,12 @@ def test_module_trains_logs_and_round_trips(tmp_path: Path) -> None:
     # W&B got the kernel parameters, the gap and the confusion matrices (a table of true/predicted/count)
     run_dir = Path(wandb_logger.experiment.dir).parent
     wandb_logger.experiment.finish()
-    history = read_run(next(run_dir.glob("*.wandb")))["history"]
-    keys = set().union(*history)
+    wanted = {"kernel/hidden.0.c", "gap/train_minus_val_acc", "test/mean_class_acc"}
+    for _ in range(120):  # the W&B service may still be flushing the offline file after finish()
+        keys = set().union(*read_run(next(run_dir.glob("*.wandb")))["history"])
+        if wanted <= keys:
+            break
+        time.sleep(0.5)
     assert {"kernel/hidden.0.c", "gap/train_minus_val_acc", "test/mean_class_acc"} <= keys
     assert {"val/confusion_matrix/_type", "test/confusion_matrix/_type"} <= keys
     table_file = next(run_dir.rglob("confusion_matrix_*.table.json"))
@@ -112,3 +117,20 @@ def test_shipped_digits_weights() -> None:
         fresh = (zoo.create_model("kdl_digits").eval()(x).argmax(-1) == y).float().mean().item()
     assert acc >= 0.93 and acc > fresh + 0.5
     assert net.pretrained_metadata["test_acc"] == pytest.approx(acc, abs=1e-3)
+
+
+def test_multi_crop_batches_average_probabilities() -> None:
+    """Ten-crop test batches (B, 10, C, H, W): the loss is the NLL of the crops' mean probabilities."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    torch.manual_seed(0)
+    model = KernelClassifier(arch="digits_mlp", fc_kernel="poly").eval()
+    crops, y = torch.rand(6, 10, 1, 8, 8), torch.tensor([0, 1, 2, 3, 4, 5])
+    with torch.no_grad():
+        probs = model(crops.flatten(0, 1)).softmax(-1).view(6, 10, -1).mean(1)
+    trainer = pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.test(model, dataloaders=DataLoader(TensorDataset(crops, y), batch_size=6), verbose=False)
+    expected_loss = torch.nn.functional.nll_loss(probs.log(), y)
+    assert torch.allclose(trainer.callback_metrics["test/loss"], expected_loss, atol=1e-5)
+    expected_acc = (probs.argmax(-1) == y).float().mean()
+    assert torch.allclose(trainer.callback_metrics["test/acc"], expected_acc)
