@@ -79,9 +79,13 @@ class BottleneckResNet(ClassifierVerbs, nn.Module):
     def head(self) -> nn.Module:  # timm's verbs call it "head"; torchvision/timm keys call it "fc"
         return self.fc
 
-    @head.setter
-    def head(self, module: nn.Module) -> None:
-        self.fc = module
+    def reset_classifier(self, num_classes: int) -> None:
+        """Fresh ``fc`` for ``num_classes`` (0 gives pooled features)."""
+        if num_classes < 0:
+            raise ValueError(f"num_classes must be >= 0, got {num_classes}")
+        device = self.conv1.weight.device
+        self.num_classes = num_classes
+        self.fc = nn.Linear(self.num_features, num_classes).to(device) if num_classes else nn.Identity()
 
     def stem_modules(self) -> list[nn.Module]:
         return [self.normalize, self.conv1, self.bn1, self.relu, self.maxpool]
