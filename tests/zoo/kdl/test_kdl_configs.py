@@ -88,3 +88,67 @@ def test_grid_runs_zoo_fit_and_writes_table(tmp_path: Path, monkeypatch) -> None
     # a second call reuses the finished runs instead of training again
     monkeypatch.setattr(grid.subprocess, "run", lambda *a, **k: (_ for _ in ()).throw(AssertionError("re-ran")))
     grid.main(args)
+
+
+def _tiny_copy(name: str, root: Path) -> str:
+    """Write a few samples in the dataset's distributed format under ``root``; return the config's data_dir."""
+    import gzip
+    import pickle
+    import struct
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    if name in ("mnist", "fashion_mnist"):
+        for split, n in (("train", 12), ("t10k", 4)):
+            for kind, arr in (("images-idx3", rng.integers(0, 256, (n, 28, 28))), ("labels-idx1", np.arange(n) % 10)):
+                head = struct.pack(">BBBB", 0, 0, 8, arr.ndim) + b"".join(struct.pack(">I", d) for d in arr.shape)
+                (root / f"{split}-{kind}-ubyte.gz").write_bytes(gzip.compress(head + arr.astype(np.uint8).tobytes()))
+        return str(root)
+    if name == "cifar10":
+        for f, n in [*((f"data_batch_{i}", 4) for i in range(1, 6)), ("test_batch", 4)]:
+            with open(root / f, "wb") as fh:
+                pickle.dump({b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), b"labels": [1, 2, 3, 4]}, fh)
+        return str(root)
+    if name == "fer2013":
+        lines = ["emotion,pixels,Usage"] + [f"{i % 7},{' '.join(['9'] * 2304)},{u}" for u in
+                                            ("Training", "PublicTest", "PrivateTest") for i in range(4)]
+        (root / "fer2013.csv").write_text("\n".join(lines))
+        return str(root)
+    if name in ("rafdb", "paper"):
+        (root / "EmoLabel").mkdir()
+        (root / "Image" / "aligned").mkdir(parents=True)
+        names = [f"{s}_{i:05d}" for s in ("train", "test") for i in range(1, 5)]
+        for n in names:
+            Image.fromarray(rng.integers(0, 256, (100, 100, 3), dtype=np.uint8)).save(
+                root / "Image" / "aligned" / f"{n}_aligned.jpg")
+        (root / "EmoLabel" / "list_patition_label.txt").write_text(
+            "\n".join(f"{n}.jpg {i % 7 + 1}" for i, n in enumerate(names)))
+        return str(root)
+    (root / "label").mkdir()
+    (root / "image" / "origin").mkdir(parents=True)
+    Image.fromarray(rng.integers(0, 256, (120, 160, 3), dtype=np.uint8)).save(root / "image" / "origin" / "a.jpg")
+    (root / "label" / "label.lst").write_text("\n".join(f"a.jpg {i} 10 20 90 80 50.0 {i % 7}" for i in range(70)))
+    return str(root)
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("name", ["mnist", "fashion_mnist", "cifar10", "fer2013", "rafdb", "expw", "paper"])
+def test_dataset_config_fits_one_batch_on_a_tiny_copy(name: str, tmp_path: Path) -> None:
+    """Config + real-format reader + device-side augmentation + network + optimiser/schedule run together."""
+    import lightning.pytorch as pl
+
+    torch.set_num_threads(1)
+    cfg = _load(f"{name}.yaml")
+    data_args = {**cfg["data"]["init_args"], "data_dir": _tiny_copy(name, tmp_path), "batch_size": 2,
+                 "num_workers": 0}
+    if "val_size" in data_args and name in ("mnist", "fashion_mnist", "cifar10"):
+        data_args["val_size"] = 4
+    data = _class(cfg["data"]["class_path"])(**data_args)
+    model = KernelClassifier(**cfg["model"]["init_args"])
+    trainer = pl.Trainer(fast_dev_run=1, accelerator="cpu", logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, max_epochs=cfg["trainer"]["max_epochs"])
+    trainer.fit(model, datamodule=data)
+    trainer.test(model, datamodule=data, verbose=False)
+    assert torch.isfinite(trainer.callback_metrics["test/loss"]) and "test/mean_class_acc" in trainer.callback_metrics
