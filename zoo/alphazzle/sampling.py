@@ -1,0 +1,63 @@
+"""On-the-fly training samples of Alphazzle's supervised pre-training (arXiv 2302.00384, spec section 6.1).
+
+P: k ~ U{0..A-1} fragments of a random order placed correctly; input (canvas, fragment k+1), target its cell.
+V: k ~ U{0..A} placed; even samples correct (label 1), odd ones permuted by a random non-identity
+permutation of the placed cells (label 0), which keeps the batch balanced as in the official code.
+"""
+from __future__ import annotations
+
+import torch
+
+from zoo.alphazzle.game import cell_mask, extract_fragments
+from zoo.alphazzle.solve import _render_many
+
+V_TARGETS = ("binary", "frac_correct")
+
+
+def policy_batch(images: torch.Tensor, grid: int, frag: int, gap: int, generator: torch.Generator | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(canvas (B, C, S, S), next fragment (B, C, f, f), true position (B,)) from images (B, C, S, S)."""
+    b, a = images.shape[0], grid * grid
+    dev = images.device
+    orders = torch.stack([torch.randperm(a, generator=generator) for _ in range(b)]).to(dev)
+    k = torch.randint(0, a, (b,), generator=generator).to(dev)
+    rank = torch.empty_like(orders)
+    rank.scatter_(1, orders, torch.arange(a, device=dev).expand(b, a).contiguous())  # rank[b, pos]
+    placed = rank < k[:, None]
+    canvas = images * cell_mask(placed, grid, frag, gap)
+    target = orders.gather(1, k[:, None]).squeeze(1)
+    frags = extract_fragments(images, grid, frag, gap)
+    return canvas, frags[torch.arange(b, device=dev), target], target
+
+
+def value_batch(images: torch.Tensor, grid: int, frag: int, gap: int, v_target: str = "binary",
+                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(canvas (B, C, S, S), target (B,)): ``binary`` = all placed fragments correct (the code's label),
+    ``frac_correct`` = fraction of placed fragments at their cell (an MSE-style target; 1 for an empty canvas)."""
+    if v_target not in V_TARGETS:
+        raise ValueError(f"v_target must be one of {V_TARGETS}, got {v_target!r}")
+    b, a = images.shape[0], grid * grid
+    state = torch.full((b, a), -1, dtype=torch.long)
+    for i in range(b):
+        order = torch.randperm(a, generator=generator)
+        k = int(torch.randint(0, a + 1, (1,), generator=generator))
+        cells = order[:k]
+        frags_at = cells.clone()
+        if i % 2 == 1 and k >= 2:
+            while True:
+                perm = torch.randperm(k, generator=generator)
+                if not torch.equal(perm, torch.arange(k)):
+                    break
+            frags_at = cells[perm]
+        state[i, cells] = frags_at
+    state = state.to(images.device)
+    canvas = _render_many(extract_fragments(images, grid, frag, gap), state, grid, frag, gap)
+    placed = state >= 0
+    correct = (state == torch.arange(a, device=images.device)) & placed
+    if v_target == "binary":
+        target = torch.tensor([0.0 if i % 2 else 1.0 for i in range(b)], device=images.device)
+        target = torch.where(placed.sum(1) < 2, torch.ones_like(target), target)  # nothing to permute: correct
+    else:
+        target = correct.sum(1).float() / placed.sum(1).clamp(min=1).float()
+        target = torch.where(placed.sum(1) == 0, torch.ones_like(target), target)
+    return canvas, target
