@@ -27,8 +27,8 @@ def __getattr__(name: str):  # lazy: keep `import zoo.robust_pruning` cheap
 
 DIGITS_WEIGHTS = Weights(
     tag="digits",
-    path="weights/mrs_digits_cnn-digits.pt",
-    sha256="36e9c3f736783fcf999233e3f1671a71eeb29dba59edf12eb7eabe2f195a49d7",
+    path="weights/mrs_digits-digits.pt",
+    sha256="f97e24e6267d87fcaac2b9b75be6c2df3774d6c6c7f810cf453e50cb2b2f71aa",
     metadata={"dataset": "sklearn digits (DigitsDataModule seed 0, 60/20/20)", "recipe": "configs/robust_pruning/tiny.yaml",
               "param_sparsity": 0.50, "params": 38765, "test/acc": 0.9916, "test/robust_acc_fgsm": 0.9164,
               "test/robust_acc_pgd20": 0.8830, "attack": "L-inf eps 0.1, PGD step 0.01"},
@@ -44,7 +44,7 @@ def mrs_digits_cnn(structure: dict | None = None, **kwargs) -> nn.Module:
 
 
 @register_model(paper=_PAPER, module=_MODULE, module_kwargs={"arch": "digits_cnn", "train_steps": 1},
-                weights=DIGITS_WEIGHTS, name="mrs-digits")
+                weights=DIGITS_WEIGHTS)
 def mrs_digits(structure: dict | None = None, **kwargs) -> nn.Module:
     """The tiny config's result: the digits CNN pruned by MRS to 50 % of its parameters, TRADES fine-tuned."""
     return mrs_digits_cnn(structure=structure, **kwargs)

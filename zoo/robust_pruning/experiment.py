@@ -45,6 +45,8 @@ class CheckConfig:
     eval_alpha: float = 0.01
     eval_steps: int = 20
     probe_ratio: float = 0.5
+    measure: str = "loss"  # MRS reading: "loss" (default) or "acc_drop"
+    ascent_lr: float = 1.0
 
 
 def train(net, x, y, epochs: int, lr: float, kind: str, cfg: CheckConfig, seed: int) -> None:
@@ -121,7 +123,8 @@ def run_seed(seed: int, cfg: CheckConfig) -> dict:
     g = torch.Generator().manual_seed(seed)
     cal = torch.randperm(len(ytr), generator=g)[:cfg.calib]
     x_adv = adversarial_calibration_set(net, xtr[cal], ytr[cal], cfg.eps, cfg.train_alpha, 10, seed=seed)
-    mrs = module_robust_sensitivity(net, x_adv, ytr[cal], [u.name for u in units], cfg.radius, cfg.ascent_steps)
+    mrs = module_robust_sensitivity(net, x_adv, ytr[cal], [u.name for u in units], cfg.radius, cfg.ascent_steps,
+                                    lr=cfg.ascent_lr, measure=cfg.measure)
     res["mrs"] = mrs
     harm = []  # isolated pruning of one layer at the probe ratio: PGD accuracy lost
     for u in units:
@@ -176,7 +179,10 @@ def table(summary: dict) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(1)
+    extra = dict(a.split("=", 1) for a in (argv or [])[2:])  # e.g. measure=acc_drop ascent_lr=10 sparsities=0.7
     cfg = CheckConfig(seeds=tuple(int(s) for s in argv[1].split(",")) if argv and len(argv) > 1 else (0, 1, 2))
+    for k, v in extra.items():
+        setattr(cfg, k, tuple(float(x) for x in v.split(",")) if k == "sparsities" else type(getattr(cfg, k))(v))
     runs = [run_seed(s, cfg) for s in cfg.seeds]
     summary = summarise(runs, cfg)
     print(table(summary))

@@ -59,7 +59,7 @@ def test_pruned_checkpoint_loads_with_zoo_load(tmp_path):
 
 
 def test_shipped_weights_are_pruned_accurate_and_robust():
-    net = zoo.load("mrs-digits")
+    net = zoo.load("mrs_digits")
     assert count_params(net) < 0.52 * count_params(DigitsCNN())
     dm = DigitsDataModule()
     dm.setup()
@@ -69,7 +69,7 @@ def test_shipped_weights_are_pruned_accurate_and_robust():
     robust = (net(pgd(net, x, y, 0.1, 0.01, 20)).argmax(1) == y).float().mean().item()
     assert clean > 0.97 and 0.75 < robust < clean
     with pytest.raises(ValueError, match="conflict"):
-        zoo.create_model("mrs-digits", pretrained=True, structure={})
+        zoo.create_model("mrs_digits", pretrained=True, structure={})
 
 
 @pytest.mark.slow
