@@ -188,7 +188,7 @@ class SSPNetModule(L.LightningModule):
         for b in range(self.net.num_blocks):
             self.log(f"test/mpjpe_b{b + 1}", res["mpjpe"][b].float())
         self.log("test/selected_block", float(sel + 1))
-        actions = self.test_actions.compute()
+        actions = self.test_actions.compute() if self.test_actions.update_called else {}
         self.test_actions.reset()
         if actions:
             for a, value in actions.items():
