@@ -14,7 +14,6 @@ from datamodules.pose_common import DEPTH_RANGE_MM, PoseDataModule, crop_image, 
 
 TRAIN_TO_PA17J = (4, 5, 6, 7, 14, 9, 15, 10, 16, 11, 23, 18, 24, 19, 25, 20, 3)  # authors' 28 -> 17 map
 TEST_TO_PA17J = (14, 1, 16, 0, 2, 5, 3, 6, 4, 7, 8, 11, 9, 12, 10, 13, 15)  # authors' test 17 -> pa17j map
-PA17J_TO_14 = (3, 2, 4, 6, 8, 5, 7, 9, 10, 12, 14, 11, 13, 15)  # the common 14-joint subset (no pelvis/spine/neck)
 LAYOUT = ("<data_dir>/S{1..8}/Seq{1,2}/annot.mat (annot2, annot3 cells per camera) + camera.calibration, frames at "
           "<data_dir>/<train_template>; test: <data_dir>/mpi_inf_3dhp_test_set/TS{1..6}/annot_data.mat (annot2, annot3, "
           "valid_frame) and imageSequence/img_%06d.jpg. Obtain it with the official get_dataset.sh / "

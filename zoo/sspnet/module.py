@@ -13,7 +13,9 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from zoo.sspnet.augment import PoseAugment
 from zoo.sspnet.losses import LossName, build_targets, sspnet_loss
-from zoo.sspnet.metrics import GroupedMPJPE, PerBlockPoseMetrics, lift_to_camera
+from zoo.sspnet.metrics import GroupedMPJPE, PerBlockPoseMetrics, lift_to_camera, root_align
+
+PA17J_TO_14 = (3, 2, 4, 6, 8, 5, 7, 9, 10, 12, 14, 11, 13, 15)  # the common 14 joints: no pelvis, spine, neck
 from zoo.sspnet.net import SSPNet
 
 
@@ -61,6 +63,7 @@ class SSPNetModule(L.LightningModule):
         augment_kwargs: dict[str, Any] | None = None,
         precise_bn_batches: int = 8,
         media_every_n_epochs: int = 1,
+        report_14_joints: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -71,6 +74,7 @@ class SSPNetModule(L.LightningModule):
         self.val_metrics = PerBlockPoseMetrics(self.net.num_blocks)
         self.test_metrics = PerBlockPoseMetrics(self.net.num_blocks)
         self.test_actions = GroupedMPJPE()  # per action (Human3.6M), selected block
+        self.test_metrics14 = PerBlockPoseMetrics(self.net.num_blocks, root=None)  # MPI-INF-3DHP 14-joint variant
         self._bn_batches: deque[torch.Tensor] = deque(maxlen=max(precise_bn_batches, 1))
         self._media_batch: dict[str, torch.Tensor] | None = None
 
@@ -175,6 +179,10 @@ class SSPNetModule(L.LightningModule):
         if lifted:
             keep = batch["has3d"] > 0
             self.test_metrics.update(lifted, batch["pose3d"][keep])
+            if self.hparams.report_14_joints:
+                idx = list(PA17J_TO_14)
+                self.test_metrics14.update([root_align(p)[:, idx] for p in lifted],
+                                           root_align(batch["pose3d"][keep])[:, idx])
             if "action" in batch:
                 self.test_actions.update(lifted[self.selected_block - 1], batch["pose3d"][keep], batch["action"][keep])
 
@@ -188,6 +196,11 @@ class SSPNetModule(L.LightningModule):
         for b in range(self.net.num_blocks):
             self.log(f"test/mpjpe_b{b + 1}", res["mpjpe"][b].float())
         self.log("test/selected_block", float(sel + 1))
+        if self.hparams.report_14_joints and self.test_metrics14.update_called:
+            res14 = self.test_metrics14.compute()
+            for name, values in res14.items():
+                self.log(f"test/{name}_14j", values[sel].float())
+        self.test_metrics14.reset()
         actions = self.test_actions.compute() if self.test_actions.update_called else {}
         self.test_actions.reset()
         if actions:

@@ -80,3 +80,28 @@ def test_human36m_test_reports_per_action(tmp_path):
     res = trainer.test(model, data, verbose=False)[0]
     assert res["test/mpjpe_action02"] == pytest.approx(res["test/mpjpe"], rel=1e-5)  # one action: same frames
     assert res["test/mpjpe_action_mean"] == pytest.approx(res["test/mpjpe_action02"], rel=1e-6)
+
+
+@pytest.mark.timeout(300)
+def test_fourteen_joint_scores_match_a_direct_computation():
+    from datamodules.synthetic_pose import SyntheticStickFigureDataModule
+    from zoo.sspnet.metrics import lift_to_camera, mpjpe, pck3d, root_align
+    from zoo.sspnet.module import PA17J_TO_14, SSPNetModule
+
+    torch.manual_seed(0)
+    model = SSPNetModule(num_pyramids=1, num_levels=3, growth=8, stem_channels=16, stem="tiny", input_size=32,
+                         report_14_joints=True, precise_bn_batches=0)
+    data = SyntheticStickFigureDataModule(num_train=8, num_val=8, num_test=24, image_size=32, batch_size=8)
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    res = trainer.test(model, data, verbose=False)[0]
+    ds = data.test_set
+    batch = {k: torch.stack([ds[i][k] for i in range(len(ds))]) for k in ds[0]}
+    with torch.no_grad():
+        pose = model.eval().net(batch["image"])[model.selected_block - 1]
+    lifted = lift_to_camera(pose, batch["camera"], batch["crop"], batch["root_z"], batch["depth_range"])
+    idx = list(PA17J_TO_14)
+    p14, g14 = root_align(lifted)[:, idx], root_align(batch["pose3d"])[:, idx]
+    assert res["test/mpjpe_14j"] == pytest.approx(mpjpe(p14, g14, root=None).item(), rel=1e-4)
+    assert res["test/pck150_14j"] == pytest.approx(100 * (((p14 - g14).norm(dim=-1) < 150).float().mean()).item(),
+                                                   rel=1e-4)
+    assert res["test/mpjpe_14j"] != pytest.approx(res["test/mpjpe"], rel=1e-3)
