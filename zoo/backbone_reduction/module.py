@@ -76,6 +76,13 @@ class RRRNetModule(ClassifierModule):
         lr, wd = self.optim_cfg["lr"], self.optim_cfg["weight_decay"]
         return [torch.optim.AdamW(group, lr=lr, weight_decay=wd) for group in self.branch_parameters()]
 
+    def setup(self, stage: str) -> None:
+        dm = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        n = getattr(dm, "num_classes", None) if dm is not None else None
+        if isinstance(n, int) and n != self.hparams.num_classes:
+            raise ValueError(f"the datamodule has {n} classes but model num_classes={self.hparams.num_classes}; "
+                             f"set --model.init_args.num_classes {n}")
+
     # ---- stem BN warm-up (authors' warm_stem_BatchNorm) ----------------------------------------
     @torch.no_grad()
     def warm_stem(self, loader, epochs: int) -> None:

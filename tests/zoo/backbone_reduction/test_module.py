@@ -1,0 +1,121 @@
+"""RRRNetModule: methods by config, stem BN warm-up, per-branch logs, EMA saved, checkpoint round-trips."""
+from __future__ import annotations
+
+import csv
+
+import lightning.pytorch as pl
+import pytest
+import torch
+from lightning.pytorch.loggers import CSVLogger
+from torch import nn
+
+import zoo
+from datamodules.digits import DigitsDataModule
+from zoo.backbone_reduction.ema import ParameterEMA
+from zoo.backbone_reduction.module import RRRNetModule
+
+TINY = dict(num_classes=10, layers=[1, 1, 1, 1], planes=[4, 8, 16, 32], stem="cifar")
+
+
+def fit(module: RRRNetModule, root, epochs: int = 2) -> pl.Trainer:
+    pl.seed_everything(0)
+    dm = DigitsDataModule(batch_size=64, image_size=16, channels=3, seed=0)
+    trainer = pl.Trainer(max_epochs=epochs, accelerator="cpu", devices=1, logger=CSVLogger(root), default_root_dir=root,
+                         enable_progress_bar=False, enable_model_summary=False, limit_train_batches=6,
+                         callbacks=[pl.callbacks.ModelCheckpoint(dirpath=root, save_last=True)])
+    trainer.fit(module, dm)
+    trainer.test(module, dm, verbose=False)
+    return trainer
+
+
+def logged_keys(root) -> set[str]:
+    with open(next(root.rglob("metrics.csv"))) as fh:
+        return set(next(csv.reader(fh)))
+
+
+def stem_bn_stats(module: RRRNetModule) -> torch.Tensor:
+    return torch.cat([m.running_mean.clone() for m in module.net.stem.modules() if isinstance(m, nn.BatchNorm2d)])
+
+
+@pytest.mark.timeout(300)
+def test_split_module_trains_logs_branches_and_round_trips(tmp_path):
+    torch.manual_seed(0)
+    module = RRRNetModule(**TINY, num_branches=2, warm_stem_epochs=1, ema_epochs=1)
+    assert module.automatic_optimization is False
+    stem_before = {k: v.clone() for k, v in module.net.stem.state_dict().items() if "running" not in k and "num_batches" not in k}
+    bn_before = stem_bn_stats(module)
+    branch_before = module.net.branches[1].fc.weight.clone()
+    trainer = fit(module, tmp_path)
+    assert len(trainer.optimizers) == 2  # one AdamW per branch
+    assert bool(module.stem_warmed) and not torch.allclose(stem_bn_stats(module), bn_before)
+    stem_after = module.net.stem.state_dict()
+    assert all(torch.equal(v, stem_after[k]) for k, v in stem_before.items())  # frozen stem weights
+    assert not torch.equal(module.net.branches[1].fc.weight, branch_before)
+    keys = logged_keys(tmp_path)
+    for key in ("val/acc", "val/acc_branch0", "val/acc_branch1", "val/acc_branch_mean", "test/acc_branch1",
+                "train/acc", "test/acc"):
+        assert key in keys, key
+    last = tmp_path / "last.ckpt"
+    # the EMA weights became the model's at the end of training; the last checkpoint holds exactly them
+    state = torch.load(last, weights_only=True)["state_dict"]
+    assert all(torch.equal(state[k], v) for k, v in module.state_dict().items())
+    x = torch.rand(3, 3, 16, 16)
+    module.eval()
+    reloaded = RRRNetModule.load_from_checkpoint(last, weights_only=True).eval()
+    assert torch.allclose(reloaded(x), module(x), atol=1e-6)
+
+
+@pytest.mark.timeout(300)
+def test_method_a_trains_only_the_head_but_updates_bn_statistics(tmp_path):
+    torch.manual_seed(0)
+    module = RRRNetModule(**TINY, nb_blocks=None, trainable="head", ema_epochs=0)
+    before = {k: v.clone() for k, v in module.net.state_dict().items()}
+    fit(module, tmp_path, epochs=1)
+    after = module.net.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert {"fc.weight", "fc.bias"} <= changed
+    assert not {k for k in changed if k.endswith(("conv1.weight", "conv2.weight", "conv3.weight"))}
+    assert any(k.endswith("running_mean") for k in changed)  # the authors' only_last: BN stays in train mode
+    with pytest.raises(ValueError, match="trainable='head'"):
+        RRRNetModule(**TINY, trainable="head")
+
+
+def test_ema_matches_torch_ema_formula_by_hand():
+    p = nn.Parameter(torch.zeros(2))
+    ema = ParameterEMA([p], decay=0.9, use_num_updates=True)
+    values, shadow = [1.0, 2.0, 3.0], 0.0
+    for n, v in enumerate(values, start=1):
+        p.data.fill_(v)
+        ema.update()
+        d = min(0.9, (1 + n) / (10 + n))
+        shadow = d * shadow + (1 - d) * v
+    assert torch.allclose(ema.shadow[0], torch.full((2,), shadow))
+    ema.swap_in()
+    assert torch.allclose(p.data, torch.full((2,), shadow))
+    ema.restore()
+    assert torch.allclose(p.data, torch.full((2,), 3.0))
+
+
+def test_source_is_not_needed_to_reload(tmp_path):
+    from zoo.backbone_reduction.nets import BottleneckResNet
+
+    src = tmp_path / "src.pt"
+    torch.save(BottleneckResNet(num_classes=1000, **{k: TINY[k] for k in ("layers", "planes", "stem")}).state_dict(), src)
+    module = RRRNetModule(**TINY, source=str(src), num_branches=2, warm_stem_epochs=0, ema_epochs=0)
+    trainer = pl.Trainer(logger=False, enable_checkpointing=False, accelerator="cpu")
+    trainer.strategy.connect(module)
+    ckpt = tmp_path / "m.ckpt"
+    trainer.save_checkpoint(ckpt)
+    src.unlink()
+    hp = torch.load(ckpt, weights_only=True)["hyper_parameters"]
+    assert hp["source"] == "random" and hp["source_trained_from"] == str(tmp_path / "src.pt")
+    reloaded = RRRNetModule.load_from_checkpoint(ckpt, weights_only=True)
+    x = torch.rand(2, 3, 16, 16)
+    assert torch.allclose(reloaded.eval()(x), module.eval()(x), atol=1e-6)
+
+
+def test_registry_builds_every_rrrnet_entry():
+    names = zoo.list_models("rrrnet*")
+    assert {"rrrnet_resnet152", "rrrnet_reduced", "rrrnet_split"} <= set(names)
+    split = zoo.create_model("rrrnet_split", **{k: TINY[k] for k in ("layers", "planes", "stem")}, num_classes=3)
+    assert len(split.branches) == 8 and split(torch.rand(1, 3, 16, 16)).shape == (1, 3)
