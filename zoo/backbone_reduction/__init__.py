@@ -31,3 +31,22 @@ def rrrnet_reduced(**kwargs) -> BranchEnsemble:
 def rrrnet_split(**kwargs) -> BranchEnsemble:
     """The 5-block ResNet152 split after 3 blocks into B = 8 thin branches (method [D]); ``num_branches`` any B."""
     return build_rrrnet(**{"nb_blocks": [1, 1, 1, 1], "num_branches": 8, **kwargs})
+
+
+# RRRNET_TINY_KWARGS: the tiny config's network (configs/backbone_reduction/tiny.yaml)
+RRRNET_TINY_KWARGS = {"num_classes": 10, "layers": [1, 1, 1, 1], "planes": [8, 16, 32, 64], "stem": "cifar",
+                      "nb_blocks": [1, 1, 1, 1], "num_branches": 4}
+
+
+@register_model(
+    paper=_PAPER, module=_MODULE, module_kwargs={**RRRNET_TINY_KWARGS, "warm_stem_epochs": 0, "ema_epochs": 0},
+    weights=Weights(
+        tag="digits", path="weights/rrrnet_tiny-digits.pt",
+        sha256="a949c5913117817804a649a869b67a0793f0d53cfa99fa357013307a7f5b2faa",
+        metadata={"config": "configs/backbone_reduction/tiny.yaml", "dataset": "sklearn digits 32x32x3",
+                  "test_acc": 0.9554, "test_acc_branch_mean": 0.9262},
+    ),
+)
+def rrrnet_tiny(**kwargs) -> BranchEnsemble:
+    """The tiny config's model: mini bottleneck ResNet reduced to 5 blocks and split into 4 branches (digits)."""
+    return build_rrrnet(**{**RRRNET_TINY_KWARGS, **kwargs})
