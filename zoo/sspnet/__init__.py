@@ -26,7 +26,7 @@ SSPNET_SYNTHETIC_KWARGS = {"num_pyramids": 4, "num_levels": 3, "growth": 16, "st
     module_kwargs=dict(_TINY_MODULE_KWARGS),
     weights=Weights(
         tag="stickfigures", path="weights/sspnet_synthetic-stickfigures.pt",
-        sha256="a5b40beaf47511bc7befa677296d29d3602a6a08c643c14e4512788f93900484",
+        sha256="42b1746bedca5d42d42ab6a1af1f920078303a8de693fc8615ca1d25853d3cf3",
         metadata={"config": "configs/sspnet/tiny.yaml", "dataset": "synthetic stick figures", "val_mpjpe_mm": 116.0,
                   "test_mpjpe_mm": 117.5, "test_pa_mpjpe_mm": 106.1, "selected_block": 8},
     ),

@@ -112,17 +112,19 @@ class SoftArgmaxPose(nn.Module):
 class PredictionBlock(nn.Module):
     """SSP-Net prediction block: SepRes, separable conv, heat/depth maps and their re-injection into the features."""
 
-    def __init__(self, channels: int, num_joints: int, kernel_size: int = 5) -> None:
+    def __init__(self, channels: int, num_joints: int, kernel_size: int = 5, reinject: bool = True) -> None:
         super().__init__()
         c, j = channels, num_joints
         self.unit = SepResidualUnit(c, c, kernel_size)
         self.pre = nn.Sequential(_bn(c), nn.ReLU(), SeparableConv2d(c, c, kernel_size))
         self.norm = _bn(c)
         self.heat = nn.Conv2d(c, j, 1)
-        self.heat_aux = nn.Conv2d(c, j, 1)
-        self.heat_remap = nn.Conv2d(2 * j, c, 1)
         self.depth = nn.Conv2d(c, j, 1)
-        self.depth_remap = nn.Conv2d(j, c, 1)
+        self.reinject = reinject  # the network's last block feeds nothing: no re-injection layers (DDP-safe)
+        if reinject:
+            self.heat_aux = nn.Conv2d(c, j, 1)
+            self.heat_remap = nn.Conv2d(2 * j, c, 1)
+            self.depth_remap = nn.Conv2d(j, c, 1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Returns (features for the next unit, heat-map logits, depth-map logits)."""
@@ -130,6 +132,8 @@ class PredictionBlock(nn.Module):
         y = self.pre(x)
         z = F.relu(self.norm(y))
         h = self.heat(z)
-        h_remap = self.heat_remap(F.relu(torch.cat([h, self.heat_aux(z)], dim=1)))
         d = self.depth(z)
+        if not self.reinject:
+            return x + y, h, d
+        h_remap = self.heat_remap(F.relu(torch.cat([h, self.heat_aux(z)], dim=1)))
         return x + y + h_remap + self.depth_remap(d), h, d

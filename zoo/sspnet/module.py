@@ -127,7 +127,15 @@ class SSPNetModule(L.LightningModule):
         """Precise BN from the latest training inputs (spec section 10, pitfall 1); returns batches used."""
         if self.hparams.precise_bn_batches <= 0:
             return 0
-        return precise_batchnorm(self.net, list(self._bn_batches))
+        used = precise_batchnorm(self.net, list(self._bn_batches))
+        dist = torch.distributed
+        if used and dist.is_available() and dist.is_initialized():  # one set of statistics for every process
+            for m in self.net.modules():
+                if isinstance(m, _BatchNorm) and m.running_mean is not None:
+                    for buf in (m.running_mean, m.running_var):
+                        dist.all_reduce(buf)
+                        buf /= dist.get_world_size()
+        return used
 
     def on_validation_epoch_start(self) -> None:
         if not self.trainer.sanity_checking:
@@ -159,15 +167,15 @@ class SSPNetModule(L.LightningModule):
         res = self.val_metrics.compute()
         self.val_metrics.reset()
         for b in range(self.net.num_blocks):
-            self.log(f"val/mpjpe_b{b + 1}", res["mpjpe"][b].float(), sync_dist=False)
-            self.log(f"val/pa_mpjpe_b{b + 1}", res["pa_mpjpe"][b].float(), sync_dist=False)
+            self.log(f"val/mpjpe_b{b + 1}", res["mpjpe"][b].float(), sync_dist=True)
+            self.log(f"val/pa_mpjpe_b{b + 1}", res["pa_mpjpe"][b].float(), sync_dist=True)
         best = int(torch.argmin(res["mpjpe"]).item())
         if not self.trainer.sanity_checking:
             self.selected_block = best + 1
-        self.log("val/mpjpe", res["mpjpe"][best].float())
-        self.log("val/pa_mpjpe", res["pa_mpjpe"][best].float())
-        self.log("val/mpjpe_last", res["mpjpe"][-1].float())
-        self.log("val/selected_block", float(best + 1))
+        self.log("val/mpjpe", res["mpjpe"][best].float(), sync_dist=True)
+        self.log("val/pa_mpjpe", res["pa_mpjpe"][best].float(), sync_dist=True)
+        self.log("val/mpjpe_last", res["mpjpe"][-1].float(), sync_dist=True)
+        self.log("val/selected_block", float(best + 1), sync_dist=True)
         epoch = self.current_epoch
         if self._media_batch is not None and not self.trainer.sanity_checking and \
                 self.hparams.media_every_n_epochs > 0 and epoch % self.hparams.media_every_n_epochs == 0:
@@ -191,22 +199,22 @@ class SSPNetModule(L.LightningModule):
         self.test_metrics.reset()
         sel = min(self.selected_block, self.net.num_blocks) - 1
         for name, values in res.items():
-            self.log(f"test/{name}", values[sel].float())
-            self.log(f"test/{name}_last", values[-1].float())
+            self.log(f"test/{name}", values[sel].float(), sync_dist=True)
+            self.log(f"test/{name}_last", values[-1].float(), sync_dist=True)
         for b in range(self.net.num_blocks):
-            self.log(f"test/mpjpe_b{b + 1}", res["mpjpe"][b].float())
-        self.log("test/selected_block", float(sel + 1))
+            self.log(f"test/mpjpe_b{b + 1}", res["mpjpe"][b].float(), sync_dist=True)
+        self.log("test/selected_block", float(sel + 1), sync_dist=True)
         if self.hparams.report_14_joints and self.test_metrics14.update_called:
             res14 = self.test_metrics14.compute()
             for name, values in res14.items():
-                self.log(f"test/{name}_14j", values[sel].float())
+                self.log(f"test/{name}_14j", values[sel].float(), sync_dist=True)
         self.test_metrics14.reset()
         actions = self.test_actions.compute() if self.test_actions.update_called else {}
         self.test_actions.reset()
         if actions:
             for a, value in actions.items():
-                self.log(f"test/mpjpe_action{a:02d}", value.float())
-            self.log("test/mpjpe_action_mean", torch.stack(list(actions.values())).mean().float())
+                self.log(f"test/mpjpe_action{a:02d}", value.float(), sync_dist=True)
+            self.log("test/mpjpe_action_mean", torch.stack(list(actions.values())).mean().float(), sync_dist=True)
 
     # ----------------------------------------------------------------------------- media and checkpoints
     @rank_zero_only

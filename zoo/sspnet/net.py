@@ -79,7 +79,8 @@ class SSPNet(nn.Module):
                 unit = DownscalingUnit if step > 0 else UpscalingUnit
                 kwargs = {} if step > 0 else {"mode": upsample}
                 transitions.append(unit(channels[level], channels[nxt], kernel_size, **kwargs))
-                blocks.append(PredictionBlock(channels[nxt], num_joints, kernel_size))
+                last = k == num_pyramids - 1 and len(blocks) == num_pyramids * (num_levels - 1) - 1
+                blocks.append(PredictionBlock(channels[nxt], num_joints, kernel_size, reinject=not last))
                 self.levels.append(nxt)
                 level = nxt
         self.transitions = nn.ModuleList(transitions)
