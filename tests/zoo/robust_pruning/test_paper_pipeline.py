@@ -1,0 +1,52 @@
+"""The paper configs end to end on a tiny CIFAR-10 copy: dense PGD-AT -> MRS pruning + TRADES -> full attack suite."""
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[3]
+CFG = ROOT / "configs" / "robust_pruning"
+
+
+def _cifar10(root: Path) -> Path:
+    rng = np.random.default_rng(0)
+    root.mkdir(parents=True)
+    for name, n in [*[(f"data_batch_{i}", 12) for i in range(1, 6)], ("test_batch", 16)]:
+        with open(root / name, "wb") as fh:
+            pickle.dump({b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+                         b"labels": rng.integers(0, 10, n).tolist()}, fh)
+    with open(root / "batches.meta", "wb") as fh:
+        pickle.dump({b"label_names": [f"c{i}".encode() for i in range(10)]}, fh)
+    return root
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_dense_then_paper_config(tmp_path):
+    from tests.conftest import last_metric, run_zoo
+
+    data = _cifar10(tmp_path / "cifar-10-batches-py")
+    small = ["--model.init_args.width", "0.125", "--model.init_args.train_steps", "1", "--trainer.max_epochs", "1",
+             "--trainer.accelerator", "cpu", "--trainer.devices", "1", "--data.init_args.data_dir", str(data),
+             "--data.init_args.val_size", "10", "--data.init_args.num_workers", "0", "--data.init_args.batch_size", "16"]
+    dense = tmp_path / "dense"
+    run_zoo(["fit", "--config", str(CFG / "dense.yaml"), *small, "--trainer.default_root_dir", str(dense)],
+            threads=1, timeout=280)
+    ckpt = dense / "checkpoints" / "last.ckpt"
+    run = tmp_path / "mrpf"
+    run_zoo(["fit", "--config", str(CFG / "paper.yaml"), *small, "--trainer.default_root_dir", str(run),
+             "--model.init_args.init_weights", str(ckpt)], threads=1, timeout=300)
+    for name in ("fgsm", "pgd20", "cw30", "aa"):
+        assert 0.0 <= last_metric(run / "csv", f"test/robust_acc_{name}") <= 1.0
+    assert last_metric(run / "csv", "prune/param_sparsity") == pytest.approx(0.5, abs=0.01)
+    history = (run / "pruning_history.json").read_text()
+    assert '"scores"' in history and len(list((run / "mrs_cache").glob("mrs-*.json"))) == 1
+    dense_state = torch.load(ckpt, weights_only=True)["state_dict"]
+    pruned = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert pruned["hyper_parameters"]["structure"] and pruned["hyper_parameters"]["init_weights"] == str(ckpt)
+    w_dense = dense_state["net.conv1.weight"]  # first conv is never pruned and starts from the dense weights
+    assert pruned["state_dict"]["net.conv1.weight"].shape == w_dense.shape
