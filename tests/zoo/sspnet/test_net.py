@@ -30,7 +30,7 @@ def test_block_count_levels_and_output_range():
 def test_tiny_has_eight_blocks_and_about_160k_params():
     net = sspnet_tiny()
     assert net.num_blocks == 8
-    assert 120_000 < sum(p.numel() for p in net.parameters()) < 200_000
+    assert 120_000 < sum(p.numel() for p in net.parameters()) < 200_000  # spec: "about 160k"
 
 
 def test_cut_returns_prefix_and_skips_later_blocks():
@@ -93,3 +93,12 @@ def test_paper_configuration_builds_24_blocks_from_32x32():
     feat = net.stem(torch.zeros(1, 3, 256, 256))
     assert feat.shape == (1, 288, 32, 32)
     assert net.blocks[2].unit.body[2][1].out_channels == 288 + 3 * 96  # level 3 (4x4) has 576 channels
+
+
+def test_every_parameter_gets_a_gradient():
+    """DDP without find_unused_parameters needs it: the last block has no dead re-injection layers."""
+    torch.manual_seed(0)
+    net = small()
+    sum(p[..., :3].sum() for p in net(torch.rand(2, 3, 32, 32))).backward()
+    assert [n for n, p in net.named_parameters() if p.grad is None] == []
+    assert [b.reinject for b in net.blocks] == [True] * 5 + [False]
