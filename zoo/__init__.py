@@ -52,7 +52,7 @@ def load(source: str, *, sha256: str | None = None, **kwargs: Any) -> nn.Module:
     if isinstance(payload, dict) and "hyper_parameters" in payload and "arch" not in payload:
         if kwargs:
             raise ValueError(f"{source} is a Lightning checkpoint; its architecture is fixed, got kwargs {sorted(kwargs)}")
-        module = hub.load_lightning_checkpoint(path, payload["hyper_parameters"])
+        module = hub.load_lightning_checkpoint(path, payload)
         return getattr(module, "net", module).eval()
     hub.check_weights_payload(payload, source)
     net = get_entry(payload["arch"]).builder(**{**payload["arch_kwargs"], **kwargs})

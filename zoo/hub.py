@@ -187,11 +187,11 @@ def check_weights_payload(payload: Any, source: str) -> None:
 _TRUSTED_PREFIXES = ("zoo.", "datamodules.", "callbacks.")
 
 
-def load_lightning_checkpoint(path: str | os.PathLike, hparams: dict):
-    """Rebuild the zoo LightningModule named by a ``zoo fit`` checkpoint's ``_class_path``."""
+def load_lightning_checkpoint(path: str | os.PathLike, checkpoint: dict):
+    """Rebuild the zoo LightningModule named by a checkpoint's ``_class_path`` (CLI) or ``zoo_class_path``."""
     import importlib
 
-    class_path = hparams.get("_class_path")
+    class_path = checkpoint.get("hyper_parameters", {}).get("_class_path") or checkpoint.get("zoo_class_path")
     if not isinstance(class_path, str) or not class_path.startswith(_TRUSTED_PREFIXES):
         raise CorruptCheckpointError(
             f"{path} is a Lightning checkpoint without a zoo class path (found {class_path!r}); load it with "

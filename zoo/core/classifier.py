@@ -100,6 +100,10 @@ class ClassifierModule(pl.LightningModule):
         x = batch[0] if isinstance(batch, (list, tuple)) else batch
         return self(x).softmax(dim=-1)
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # lets zoo.load(path) rebuild checkpoints written by a plain Trainer too (the CLI adds `_class_path`)
+        checkpoint["zoo_class_path"] = f"{type(self).__module__}.{type(self).__qualname__}"
+
     # ---- optimisation ------------------------------------------------------------------
     def configure_optimizers(self):
         from zoo.core.optim import build_optimizer, build_scheduler
