@@ -1,7 +1,7 @@
 """The ablation table of Alphazzle (arXiv 2302.00384, spec sections 9 and 13): random, greedy-V, greedy-P,
 MCTS with P and V, MCTS without P, MCTS with ground-truth values, all with the same P and V on the same puzzles.
 
-    python -m zoo.alphazzle.ablation --weights alphazzle-digits --num_simulations 100
+    python -m zoo.alphazzle.ablation --weights alphazzle_digits --num_simulations 100
     python -m zoo.alphazzle.ablation --weights runs/alphazzle_tiny/checkpoints/last.ckpt --data met --data_dir data/MET
 """
 from __future__ import annotations
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     import zoo
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--weights", default="alphazzle-digits", help="registry name, weights file or zoo fit checkpoint")
+    ap.add_argument("--weights", default="alphazzle_digits", help="registry name, weights file or zoo fit checkpoint")
     ap.add_argument("--data", choices=("digits", "met"), default="digits")
     ap.add_argument("--data_dir", default="data/MET")
     ap.add_argument("--num_puzzles", type=int, default=100)

@@ -28,40 +28,43 @@ class MCTS:
         self.puzzle, self.evaluate = puzzle, evaluate
         self.c_puct, self.bonus, self.leaf_batch = c_puct, unvisited_bonus, leaf_batch
         self.Ns: dict[State, int] = {}
-        self.Nsa: dict[State, np.ndarray] = {}
-        self.Qsa: dict[State, np.ndarray] = {}
-        self.Ps: dict[State, np.ndarray] = {}
+        self.Nsa: dict[State, list[int]] = {}  # plain lists: for 9 actions they beat numpy by ~10x
+        self.Qsa: dict[State, list[float]] = {}
+        self.Ps: dict[State, list[float]] = {}
         self.Vs: dict[State, float] = {}  # cached terminal values
-        self.valid: dict[State, np.ndarray] = {}
-        self._vl: dict[State, np.ndarray] = {}  # pending virtual visits per edge
+        self.valid: dict[State, list[int]] = {}  # valid actions
+        self._vl: dict[State, list[int]] = {}  # pending virtual visits per edge
         self.evaluations = 0  # states sent to ``evaluate``
 
     # --- shared pieces -------------------------------------------------------------------------------
     def _expand(self, s: State, prior: np.ndarray) -> None:
         """Store the masked, renormalised prior (uniform over valid moves if it sums to 0)."""
-        valid = np.asarray(self.puzzle.valid_moves(s), dtype=bool)
-        p = np.where(valid, np.asarray(prior, dtype=np.float64), 0.0)
-        total = p.sum()
-        p = p / total if total > 0 else valid / valid.sum()
-        self.Ps[s], self.valid[s] = p, valid
+        valid = [f < 0 for f in s]
+        p = [float(x) if ok else 0.0 for x, ok in zip(np.asarray(prior, dtype=np.float64).tolist(), valid)]
+        total = sum(p)
+        self.Ps[s] = [x / total for x in p] if total > 0 else [ok / sum(valid) for ok in valid]
+        self.valid[s] = [a for a, ok in enumerate(valid) if ok]
         self.Ns[s] = 0
-        self.Nsa[s] = np.zeros(len(s), dtype=np.int64)
-        self.Qsa[s] = np.zeros(len(s), dtype=np.float64)
-        self._vl[s] = np.zeros(len(s), dtype=np.int64)
+        self.Nsa[s] = [0] * len(s)
+        self.Qsa[s] = [0.0] * len(s)
+        self._vl[s] = [0] * len(s)
 
     def _select(self, s: State) -> int:
-        """argmax of U over valid edges, counting pending virtual visits as visits of value 0."""
-        vl = self._vl[s]
-        n_edge = self.Nsa[s] + vl
-        q = self.Qsa[s]
-        if vl.any():  # a virtual visit counts as a visit of value 0; untouched edges keep Q bit-for-bit
-            q = np.where(vl > 0, self.Nsa[s] * q / np.maximum(n_edge, 1), q)
-        n_s = self.Ns[s] + int(vl.sum())
-        p = self.Ps[s]
-        u = np.where(n_edge > 0, q + self.c_puct * p * math.sqrt(n_s) / (1 + n_edge),
-                     self.c_puct * p * math.sqrt(n_s + self.bonus))
-        u = np.where(self.valid[s], u, -np.inf)
-        return int(np.argmax(u))
+        """argmax of U over valid edges (first on ties); a pending virtual visit counts as a visit of value 0."""
+        vl, nsa, qsa, ps = self._vl[s], self.Nsa[s], self.Qsa[s], self.Ps[s]
+        n_s = self.Ns[s] + sum(vl)
+        sq, sq_bonus, c = math.sqrt(n_s), math.sqrt(n_s + self.bonus), self.c_puct
+        best, best_u = -1, -math.inf
+        for a in self.valid[s]:
+            n = nsa[a] + vl[a]
+            if n > 0:
+                q = qsa[a] if vl[a] == 0 else nsa[a] * qsa[a] / n
+                u = q + c * ps[a] * sq / (1 + n)
+            else:
+                u = c * ps[a] * sq_bonus
+            if u > best_u:
+                best, best_u = a, u
+        return best
 
     def _backup(self, path: list[tuple[State, int]], v: float) -> None:
         for s, a in path:
@@ -142,12 +145,14 @@ class MCTS:
         """pi over positions at ``s``: visit counts (or Q with ``use_q``), normalised over valid moves."""
         if s not in self.Nsa:
             raise ValueError("state has not been expanded: run simulations first")
-        score = np.where(self.valid[s], self.Qsa[s] if use_q else self.Nsa[s].astype(np.float64), 0.0)
+        mask = np.zeros(len(s), dtype=bool)
+        mask[self.valid[s]] = True
+        score = np.where(mask, np.asarray(self.Qsa[s] if use_q else self.Nsa[s], dtype=np.float64), 0.0)
         if score.sum() <= 0:
-            score = self.valid[s].astype(np.float64)
+            score = mask.astype(np.float64)
         return score / score.sum()
 
     def best_move(self, s: State, use_q: bool = False) -> int:
         """argmax of pi over valid positions (inference: tau -> 0)."""
         pi = self.policy(s, use_q)
-        return int(np.argmax(np.where(self.valid[s], pi, -1.0)))
+        return int(self.valid[s][int(np.argmax(pi[self.valid[s]]))])

@@ -70,7 +70,7 @@ def solve_mcts(puzzle: Puzzle, evaluator: NetworkEvaluator, num_simulations: int
                 tree.search(s)
         else:
             tree.run(s, num_simulations)
-        visits.append(tree.Nsa[s].copy())
+        visits.append(np.array(tree.Nsa[s]))
         s = puzzle.step(s, tree.best_move(s, use_q))
     return s, {"visits": visits, "evaluations": tree.evaluations}
 
