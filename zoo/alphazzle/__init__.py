@@ -26,7 +26,7 @@ def alphazzle(**kwargs) -> AlphazzleNet:
     paper=_PAPER, module="zoo.alphazzle.module.AlphazzleModule", module_kwargs={**DIGITS_KWARGS, "num_simulations": 10},
     weights=Weights(
         tag="digits", path="weights/alphazzle_digits.pt",
-        sha256="add23868d22021b9b77d920aef8d64734d2e54e5af0df6185a9b9cadbe0d007e",
+        sha256="631ea7a599811a4cd4690971412f401f14046b5a8dbee6cfff0f5f926c60afdf",
         metadata={"config": "configs/alphazzle/tiny.yaml", "dataset": "sklearn digits 3x3 puzzles (6 px, 2 px gaps)",
                   "checkpoint": "best val/frag_acc (greedy-P), epoch 15", "dtype": "float16",
                   "test_frag_acc_mcts100": 0.701, "test_perfect_mcts100": 0.25},
