@@ -88,6 +88,11 @@ class PruningSchedule(Callback):
     def _batches(self, trainer: Trainer, n_samples: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         dm = trainer.datamodule
         loader = dm.train_dataloader() if dm is not None else trainer.train_dataloader
+        loader = getattr(loader, "iterables", loader)  # Lightning's CombinedLoader -> the user's loader(s)
+        if isinstance(loader, dict):
+            loader = next(iter(loader.values()))
+        elif isinstance(loader, (list, tuple)):
+            loader = loader[0]
         if loader is None:
             raise RuntimeError("PruningSchedule needs a training dataloader to calibrate pruning")
         out, have = [], 0
@@ -100,8 +105,10 @@ class PruningSchedule(Callback):
 
     # ---- hooks ---------------------------------------------------------------------------------
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        if stage == "fit" and self.done_steps == 0 and self.start_epoch == 0 and trainer.ckpt_path is None:
+        if (stage == "fit" and self.done_steps == 0 and self.start_epoch == 0 and trainer.ckpt_path is None
+                and trainer.datamodule is not None):
             self.prune_step(trainer, pl_module)  # before DDP wrapping and optimiser creation
+        # without a datamodule, epoch-0 pruning happens in on_train_epoch_start (then optimisers are rebuilt)
 
     def on_train_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         epochs = self.epochs()

@@ -118,3 +118,20 @@ def test_cifar_nets_prune_train_and_reload(tmp_path, arch, coupled):
     x = torch.rand(2, 3, 32, 32)
     model.eval(), loaded.eval()
     assert torch.allclose(loaded(x), model(x), atol=1e-5)
+
+
+def test_plain_dataloaders_without_datamodule(tmp_path):
+    from torch.utils.data import DataLoader, TensorDataset
+
+    dm = DigitsDataModule(batch_size=64)
+    dm.setup()
+    model = QuickstartClassifier(width=32)
+    dense = count_params(model.net)
+    pl.seed_everything(0)
+    trainer = pl.Trainer(max_epochs=1, callbacks=[PruningSchedule(sparsity=0.4)], logger=False,
+                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(tmp_path),
+                         limit_train_batches=3)
+    trainer.fit(model, DataLoader(dm.datasets["train"], batch_size=32, shuffle=True))
+    assert count_params(model.net) == pytest.approx(0.6 * dense, rel=0.01)
+    optimised = {id(p) for g in trainer.optimizers[0].param_groups for p in g["params"]}
+    assert optimised == {id(p) for p in model.parameters()}
