@@ -10,7 +10,7 @@ from zoo.alphazzle.ablation import evaluate_solvers
 from zoo.alphazzle.module import AlphazzleModule
 
 
-def test_puzzles(n=100):
+def held_out_puzzles(n=100):
     dm = DigitsPuzzleDataModule(seed=0)
     dm.setup()
     items = [dm.datasets["test"][i] for i in range(n)]
@@ -25,7 +25,7 @@ def test_mcts_beats_greedy_and_random_and_oracle_solves():
     trainer = pl.Trainer(max_steps=1600, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          limit_val_batches=0, num_sanity_val_steps=0, enable_model_summary=False)
     trainer.fit(module, DigitsPuzzleDataModule(batch_size=32, seed=0))  # 1600 optimizer steps = 800 (P, V) iterations
-    images, orders = test_puzzles()
+    images, orders = held_out_puzzles()
     res = evaluate_solvers(module.net.eval(), images, orders, ("random", "greedy_p", "mcts", "mcts_oracle_dense"),
                            num_simulations=100, leaf_batch=16)
     print({k: {m: round(v, 3) for m, v in r.items()} for k, r in res.items()})
@@ -38,7 +38,7 @@ def test_mcts_beats_greedy_and_random_and_oracle_solves():
 def test_shipped_weights_solve_digit_puzzles():
     net = zoo.load("alphazzle_digits")
     assert net.pretrained_metadata["config"] == "configs/alphazzle/tiny.yaml"
-    images, orders = test_puzzles(30)
+    images, orders = held_out_puzzles(30)
     res = evaluate_solvers(net, images, orders, ("random", "greedy_p", "mcts"), num_simulations=50, leaf_batch=16)
     assert res["mcts"]["frag_acc"] > res["random"]["frag_acc"] + 0.3
     assert res["greedy_p"]["frag_acc"] > res["random"]["frag_acc"] + 0.3
