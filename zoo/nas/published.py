@@ -86,3 +86,15 @@ DARTS_DIGITS = CellGenotype(
     normal_concat=[2, 3, 4], reduce_concat=[2, 3, 4],
 )
 PUBLISHED["DARTS_DIGITS"] = DARTS_DIGITS
+
+#: Found by ``zoo fit --config configs/d_darts/tiny.yaml`` (corrupted digits, 5 cells, reductions at 1 and 3, seed 0).
+DDARTS_DIGITS = NestedGenotype(genes=[
+    [("skip_connect", 2, 0), ("avg_pool_3x3", 3, 2), ("avg_pool_3x3", 3, 0), ("dil_conv_3x3", 4, 1), ("sep_conv_3x3", 4, 3)],
+    [("dil_conv_3x3", 2, 1), ("avg_pool_3x3", 3, 1), ("dil_conv_3x3", 3, 2), ("dil_conv_3x3", 4, 2), ("dil_conv_3x3", 4, 0)],
+    [("sep_conv_3x3", 2, 1), ("skip_connect", 2, 0), ("max_pool_3x3", 3, 0), ("dil_conv_3x3", 3, 2),
+     ("avg_pool_3x3", 4, 1), ("dil_conv_3x3", 4, 2)],
+    [("sep_conv_3x3", 2, 1), ("max_pool_3x3", 2, 0), ("skip_connect", 3, 0), ("dil_conv_3x3", 3, 2),
+     ("sep_conv_3x3", 4, 1), ("avg_pool_3x3", 4, 3)],
+    [("dil_conv_3x3", 4, 0)],
+], reductions=[1, 3], concat=[2, 3, 4])
+PUBLISHED["DDARTS_DIGITS"] = DDARTS_DIGITS

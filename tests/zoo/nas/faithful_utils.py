@@ -25,7 +25,14 @@ def search(module: pl.LightningModule, epochs: int = 10, seed: int = 0) -> Digit
     return dm
 
 
-def train_discrete(genotype, layers: int, seed: int, epochs: int = 15, C: int = 8) -> float:
+def pool_loss(net, dm) -> float:
+    net.eval()
+    x, y = dm.data["pool"].tensors
+    with torch.no_grad():
+        return float(F.cross_entropy(net(x), y))
+
+
+def train_discrete(genotype, layers: int, seed: int, epochs: int = 15, C: int = 8, losses: list | None = None) -> float:
     """Train the discrete net on the 1300-image pool for ``epochs``; test accuracy on the 497 held-out images."""
     torch.manual_seed(seed)
     dm = DigitsNASDataModule(batch_size=64, search=False, corrupted=True)
@@ -33,6 +40,8 @@ def train_discrete(genotype, layers: int, seed: int, epochs: int = 15, C: int = 
     net = DartsNetwork(genotype, C=C, num_classes=10, layers=layers, **NORM)
     opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9, weight_decay=3e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
+    if losses is not None:
+        losses.append(pool_loss(net, dm))
     loader = torch.utils.data.DataLoader(dm.data["pool"], batch_size=64, shuffle=True,
                                          generator=torch.Generator().manual_seed(seed))
     for _ in range(epochs):
@@ -43,6 +52,8 @@ def train_discrete(genotype, layers: int, seed: int, epochs: int = 15, C: int = 
             torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
             opt.step()
         sched.step()
+    if losses is not None:
+        losses.append(pool_loss(net, dm))
     net.eval()
     x, y = dm.data["test"].tensors
     with torch.no_grad():
