@@ -135,3 +135,20 @@ def test_plain_dataloaders_without_datamodule(tmp_path):
     assert count_params(model.net) == pytest.approx(0.6 * dense, rel=0.01)
     optimised = {id(p) for g in trainer.optimizers[0].param_groups for p in g["params"]}
     assert optimised == {id(p) for p in model.parameters()}
+
+
+def test_pruned_structure_in_checkpoint_rebuilds_a_generic_module(tmp_path):
+    """checkpoint["pruned_structure"] (names relative to the LightningModule) is all a module needs to reload."""
+    from zoo.core.structured_pruning import apply_structure
+
+    class Reloadable(QuickstartClassifier):  # what ClassifierModule.on_load_checkpoint would do
+        def on_load_checkpoint(self, checkpoint):
+            if checkpoint.get("pruned_structure"):
+                apply_structure(self, checkpoint["pruned_structure"])
+
+    model = Reloadable(width=16)
+    trainer = _fit(model, PruningSchedule(sparsity=0.5, criterion="bn_scale"), tmp_path)
+    loaded = Reloadable.load_from_checkpoint(trainer.checkpoint_callback.best_model_path, weights_only=True)
+    x = torch.rand(3, 1, 8, 8)
+    model.eval(), loaded.eval()
+    assert count_params(loaded) == count_params(model) and torch.allclose(loaded(x), model(x), atol=1e-5)
