@@ -128,6 +128,7 @@ class RRRNetModule(ClassifierModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Saved weights are the EMA ones; the source file is not needed to rebuild (weights are in the file)."""
+        super().on_save_checkpoint(checkpoint)
         if self._emas:
             names = {id(p): n for n, p in self.named_parameters()}
             for ema in self._emas:

@@ -63,6 +63,8 @@ def test_split_module_trains_logs_branches_and_round_trips(tmp_path):
     module.eval()
     reloaded = RRRNetModule.load_from_checkpoint(last, weights_only=True).eval()
     assert torch.allclose(reloaded(x), module(x), atol=1e-6)
+    net = zoo.load(str(last))  # a plain-Trainer checkpoint of this paper loads through zoo.load too
+    assert torch.allclose(net(x), module(x), atol=1e-6) and not net.training
 
 
 @pytest.mark.timeout(300)
