@@ -24,6 +24,7 @@ def build_rrrnet(
     split_seed: int = 0,
     reinit_bn: bool = True,
     freeze_stem: bool = True,
+    slice_mode: str = "per_tensor",
 ) -> nn.Module:
     """``nb_blocks=None``: the full network with a new head ([A]/[B]); otherwise keep ``nb_blocks`` per stage,
     then ``num_branches >= 1`` splits at ``split_stage`` ([C]: B = 1, [D]: B = 8) and ``0`` keeps the plain
@@ -44,4 +45,4 @@ def build_rrrnet(
     if nb_blocks is None or num_branches == 0:
         return base
     return split_resnet(base, num_branches, num_classes, split_stage=split_stage, shift=shift, seed=split_seed,
-                        reinit_bn=reinit_bn, freeze_stem=freeze_stem)
+                        reinit_bn=reinit_bn, freeze_stem=freeze_stem, slice_mode=slice_mode)

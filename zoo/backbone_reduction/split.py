@@ -16,13 +16,16 @@ _CONVS = ("conv1", "conv2", "conv3")
 
 def split_resnet(net: BottleneckResNet, num_branches: int, num_classes: int, split_stage: int = 3,
                  shift: int | None = None, seed: int = 0, reinit_bn: bool = True, reinit_fc: bool = True,
-                 freeze_stem: bool = True) -> BranchEnsemble:
+                 freeze_stem: bool = True, slice_mode: str = "per_tensor") -> BranchEnsemble:
     """Shared stem = everything before stage ``split_stage`` (default 3: stem + layer1 + layer2 = "3 blocks"),
     then ``num_branches`` branches of widths ``floor(planes/sqrt(B)) - shift`` (``shift`` calibrated when None).
 
     Branch conv weights are slices of ``net``'s; BN and fc are fresh (the authors' code, also for B = 1)
-    unless ``reinit_bn`` / ``reinit_fc`` is False.
+    unless ``reinit_bn`` / ``reinit_fc`` is False. ``slice_mode="per_input_channel"`` re-draws the random part of the
+    output-channel list for every input channel, as the authors' code does; ``"per_tensor"`` draws it once.
     """
+    if slice_mode not in ("per_tensor", "per_input_channel"):
+        raise ValueError(f"slice_mode must be 'per_tensor' or 'per_input_channel', got {slice_mode!r}")
     if num_branches < 1:
         raise ValueError(f"num_branches must be >= 1, got {num_branches}")
     if split_stage not in (1, 2, 3, 4):
@@ -53,8 +56,15 @@ def split_resnet(net: BottleneckResNet, num_branches: int, num_classes: int, spl
                     dsts = [br.stages[j][b] for br in branches]
                     out_b, in_b = dsts[0].get_submodule(conv_name).weight.shape[:2]
                     index = branch_index_list(w.shape[0], out_b, num_branches, gen)
+                    per_channel = [index] + [branch_index_list(w.shape[0], out_b, num_branches, gen)
+                                             for _ in range(1, in_b)] if slice_mode == "per_input_channel" else None
                     for i, dst in enumerate(dsts):
-                        dst.get_submodule(conv_name).weight.copy_(slice_conv_weight(w, index, i, out_b, in_b))
+                        target = dst.get_submodule(conv_name).weight
+                        if per_channel is None:
+                            target.copy_(slice_conv_weight(w, index, i, out_b, in_b))
+                        else:
+                            for c, idx in enumerate(per_channel):
+                                target[:, c].copy_(w[idx[i * out_b:(i + 1) * out_b], c])
                         if not reinit_bn:
                             _copy_bn(src.get_submodule(bn_name), dst.get_submodule(bn_name),
                                      index[i * out_b:(i + 1) * out_b])

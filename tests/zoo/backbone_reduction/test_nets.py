@@ -129,6 +129,26 @@ def test_branch_weights_are_the_specified_slices(num_b):
         assert not torch.equal(br.fc.weight[:, : net.fc.in_features], net.fc.weight[:, : br.fc.in_features])
 
 
+def test_per_input_channel_draw_mixes_rows_across_input_channels():
+    """The authors' quirk, behind slice_mode: the random part of the row list is re-drawn for every input channel."""
+    net = reduce_resnet(mini_net(), [1, 1, 1, 1])
+    ens = split_resnet(net, 4, 5, seed=7, slice_mode="per_input_channel")
+    w = net.layer3[0].conv1.weight  # 32 rows, O_b = 14, B = 4: list = 0..31 then random permutations
+    assert ens.branch_widths[0] == 14
+    assert torch.equal(ens.branches[1].stages[0][0].conv1.weight, w[14:28])  # inside 0..31: same for every column
+    got = ens.branches[3].stages[0][0].conv1.weight  # rows 42..55 of each column's list: random part
+    first_rows = []
+    for c in range(got.shape[1]):
+        matches = [r for r in range(w.shape[0]) if torch.equal(got[0, c], w[r, c])]
+        assert len(matches) == 1, c  # every column holds a row of the pretrained tensor
+        first_rows.append(matches[0])
+    assert len(set(first_rows)) > 1  # different input channels took different rows
+    plain = split_resnet(net, 4, 5, seed=7).branches[3].stages[0][0].conv1.weight
+    assert len({r for c in range(plain.shape[1]) for r in range(w.shape[0]) if torch.equal(plain[0, c], w[r, c])}) == 1
+    with pytest.raises(ValueError, match="slice_mode"):
+        split_resnet(net, 2, 5, slice_mode="bogus")
+
+
 def test_stem_is_shared_frozen_and_gets_no_gradient():
     ens = split_resnet(reduce_resnet(mini_net(), [1, 1, 1, 1]), 4, 5)
     stem_ids = {id(p) for p in ens.stem.parameters()}
