@@ -71,6 +71,24 @@ def metrics(run: Path) -> dict[str, float]:
     return out
 
 
+def apply_sets(cfg: dict, sets: list[str]) -> dict:
+    """``key.sub=value`` overrides (value parsed as YAML) applied to a config dict."""
+    cfg = copy.deepcopy(cfg)
+    for item in sets:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set expects KEY=VALUE, got {item!r}")
+        node = cfg
+        *parents, leaf = key.split(".")
+        for part in parents:  # integers index lists (trainer.callbacks.0.init_args...)
+            node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
+        if isinstance(node, list):
+            node[int(leaf)] = yaml.safe_load(value)
+        else:
+            node[leaf] = yaml.safe_load(value)
+    return cfg
+
+
 def zoo_fit(cfg: dict, path: Path, dry: bool) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
@@ -91,6 +109,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--finetune", nargs="+", default=["trades", "natural"])
     ap.add_argument("--root", default="runs/mrs")
     ap.add_argument("--out", default="runs/mrs/results.md")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="config overrides for every run, e.g. trainer.max_epochs=1 data.init_args.data_dir=/data/c10")
+    ap.add_argument("--set-prune", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="overrides for the pruning runs only, e.g. trainer.callbacks.0.init_args.min_channels=4")
     ap.add_argument("--dry-run", action="store_true")
     args = ap.parse_args(argv)
     root = Path(args.root)
@@ -98,10 +120,10 @@ def main(argv: list[str] | None = None) -> None:
     for dataset, arch in itertools.product(args.datasets, args.archs):
         dense_cfg, dense_ckpt = dense_config(dataset, arch, root)
         if not dense_ckpt.is_file():
-            zoo_fit(dense_cfg, root / "configs" / f"dense_{dataset}_{arch}.yaml", args.dry_run)
+            zoo_fit(apply_sets(dense_cfg, args.set), root / "configs" / f"dense_{dataset}_{arch}.yaml", args.dry_run)
         for s, pol, crit, ft in itertools.product(args.sparsities, args.policies, args.criteria, args.finetune):
             cfg, run = prune_config(dataset, arch, s, pol, crit, ft, dense_ckpt, root)
-            zoo_fit(cfg, root / "configs" / f"{run.name}.yaml", args.dry_run)
+            zoo_fit(apply_sets(cfg, args.set + args.set_prune), root / "configs" / f"{run.name}.yaml", args.dry_run)
             m = {} if args.dry_run else metrics(run)
             rows.append([dataset, arch, f"{s:.0%}", pol, crit, ft]
                         + [f"{100 * m[k]:.1f}" if k in m else "-" for k, _ in COLUMNS]

@@ -50,3 +50,22 @@ def test_dense_then_paper_config(tmp_path):
     assert pruned["hyper_parameters"]["structure"] and pruned["hyper_parameters"]["init_weights"] == str(ckpt)
     w_dense = dense_state["net.conv1.weight"]  # first conv is never pruned and starts from the dense weights
     assert pruned["state_dict"]["net.conv1.weight"].shape == w_dense.shape
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_sweep_fills_the_results_table(tmp_path):
+    from zoo.robust_pruning import sweep
+
+    data = _cifar10(tmp_path / "cifar-10-batches-py")
+    sets = ["model.init_args.width=0.125", "model.init_args.train_steps=1", "trainer.max_epochs=1",
+            "trainer.accelerator=cpu", "trainer.devices=1", f"data.init_args.data_dir={data}",
+            "data.init_args.val_size=10", "data.init_args.num_workers=0", "data.init_args.batch_size=16"]
+    sweep.main(["--datasets", "cifar10", "--archs", "vgg16_bn", "--sparsities", "0.7", "--policies", "mrs",
+                "--criteria", "random", "--finetune", "natural", "--root", str(tmp_path / "runs"),
+                "--out", str(tmp_path / "results.md"), "--set", *sets,
+                "--set-prune", "trainer.callbacks.0.init_args.ratio_policy.init_args.ascent_steps=2"])
+    row = (tmp_path / "results.md").read_text().splitlines()[2].split("|")
+    cells = [c.strip() for c in row[1:-1]]
+    assert cells[:6] == ["cifar10", "vgg16_bn", "70%", "mrs", "random", "natural"]
+    assert all(c != "-" for c in cells), cells  # clean, FGSM, PGD-20, CW-inf, AA, params, MACs all measured
