@@ -133,8 +133,11 @@ class InMemoryImageDataModule(pl.LightningDataModule):
 
     def __init__(self, data_dir: str, image_size: int = 128, batch_size: int = 32, train_per_class: int = 20,
                  val_per_class: int = 0, test_per_class: int | None = 20, split_seed: int = 88,
-                 shuffle_seed: int = 66, augment: bool = True, num_workers: int = 0, download: bool = False) -> None:
+                 shuffle_seed: int = 66, augment: bool = True, num_workers: int = 0, download: bool = False,
+                 branch_loaders: int = 1) -> None:
         super().__init__()
+        if branch_loaders < 1:
+            raise ValueError(f"branch_loaders must be >= 1, got {branch_loaders}")
         self.save_hyperparameters()
         self.data_dir = Path(data_dir).expanduser()
         self.datasets: dict[str, ImageTensorDataset] = {}
@@ -169,8 +172,11 @@ class InMemoryImageDataModule(pl.LightningDataModule):
         return DataLoader(self.datasets[name], batch_size=self.hparams.batch_size, shuffle=shuffle,
                           num_workers=self.hparams.num_workers, persistent_workers=self.hparams.num_workers > 0)
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", True)
+    def train_dataloader(self) -> DataLoader | list[DataLoader]:
+        """One loader, or ``branch_loaders`` independently shuffled ones (RRR-Net: one full pass per branch)."""
+        if self.hparams.branch_loaders == 1:
+            return self._loader("train", True)
+        return [self._loader("train", True) for _ in range(self.hparams.branch_loaders)]
 
     def val_dataloader(self) -> DataLoader:
         """The val split, or the test split when the val split is empty (the paper's Micro runs have no val)."""

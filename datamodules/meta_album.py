@@ -79,14 +79,15 @@ def read_meta_album(folder: str | Path) -> tuple[list[Path], list[int], list[str
 
 class MetaAlbumDataModule(InMemoryImageDataModule):
     """One Meta-Album dataset: ``data_dir`` is its folder, or the root holding ``Set{k}_Micro/`` when ``dataset``
-    names a Micro code (e.g. ``"BCT"``). Defaults are the RRR-Net Micro split (20/0/20 per class)."""
+    names a Micro code (e.g. ``"BCT"``). Defaults are the RRR-Net Micro split (20/0/20 per class);
+    ``branch_loaders=B`` gives each of B branches its own shuffled, augmented pass (the authors' training loop)."""
 
     def __init__(self, data_dir: str, dataset: str | None = None, image_size: int = 128, batch_size: int = 32,
                  train_per_class: int = 20, val_per_class: int = 0, test_per_class: int | None = 20,
                  split_seed: int = 88, shuffle_seed: int = 66, augment: bool = True, num_workers: int = 0,
-                 download: bool = False) -> None:
+                 download: bool = False, branch_loaders: int = 1) -> None:
         super().__init__(data_dir, image_size, batch_size, train_per_class, val_per_class, test_per_class,
-                         split_seed, shuffle_seed, augment, num_workers, download)
+                         split_seed, shuffle_seed, augment, num_workers, download, branch_loaders)
         self.folder = micro_dataset_dir(data_dir, dataset) if dataset else Path(data_dir).expanduser()
 
     def read_splits(self):

@@ -88,6 +88,12 @@ class RRRNetModule(ClassifierModule):
     @torch.no_grad()
     def warm_stem(self, loader, epochs: int) -> None:
         """Run the frozen stem in train mode over ``loader`` ``epochs`` times (BN running stats only), then eval."""
+        from lightning.pytorch.utilities import CombinedLoader
+
+        if isinstance(loader, CombinedLoader):
+            loader = loader.flattened[0]
+        elif isinstance(loader, (list, tuple)):
+            loader = loader[0]
         stem = self.net.stem
         stem.train()
         for _ in range(epochs):
@@ -151,11 +157,19 @@ class RRRNetModule(ClassifierModule):
         return self.net.branch_logits(x) if self.is_ensemble else [self.net(x)]
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        x, y = batch[0], batch[1]
+        """Shared batch, or one batch per branch when the datamodule gives B loaders (the authors' separate passes)."""
         opts = self.optimizers()
         opts = opts if isinstance(opts, list) else [opts]
-        logits = self._branch_logits(x)
-        losses = [self.loss(lg, y) for lg in logits]
+        if isinstance(batch[0], (list, tuple)):
+            if not self.is_ensemble or len(batch) != self.num_branches:
+                raise ValueError(f"got {len(batch)} train loaders for {self.num_branches} branch(es); set the "
+                                 f"datamodule's branch_loaders to {self.num_branches} or 1")
+            logits = [br(self.net.forward_features(b[0])) for br, b in zip(self.net.branches, batch)]
+            targets = [b[1] for b in batch]
+        else:
+            logits = self._branch_logits(batch[0])
+            targets = [batch[1]] * len(logits)
+        losses = [self.loss(lg, t) for lg, t in zip(logits, targets)]
         for opt in opts:
             opt.zero_grad(set_to_none=True)
         # branches share only the frozen stem, so one backward of the sum gives each branch its own CE gradient
@@ -164,11 +178,14 @@ class RRRNetModule(ClassifierModule):
             opt.step()
         self._ema_step()
         loss = torch.stack(losses).mean().detach()
-        ens = ensemble_log_probs([lg.detach() for lg in logits]) if self.is_ensemble else logits[0].detach()
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, sync_dist=True)
-        self.metrics["train_acc"](ens, y)
+        if targets[0] is targets[-1]:  # shared batch: the ensemble's accuracy
+            ens = ensemble_log_probs([lg.detach() for lg in logits]) if self.is_ensemble else logits[0].detach()
+            self.metrics["train_acc"](ens, targets[0])
+            self._count_branch_hits("train", logits, targets[0])
+        else:  # separate batches: train/acc is the mean single-branch accuracy
+            self.metrics["train_acc"](torch.cat([lg.detach() for lg in logits]), torch.cat(targets))
         self.log("train/acc", self.metrics["train_acc"], on_step=False, on_epoch=True, prog_bar=True)
-        self._count_branch_hits("train", logits, y)
         return loss
 
     def _shared_step(self, batch, stage: str) -> torch.Tensor:

@@ -82,6 +82,36 @@ def test_method_a_trains_only_the_head_but_updates_bn_statistics(tmp_path):
         RRRNetModule(**TINY, trainable="head")
 
 
+@pytest.mark.timeout(300)
+def test_one_loader_per_branch_gives_each_branch_its_own_pass(tmp_path):
+    from datamodules.meta_album import MetaAlbumDataModule
+    from tests.datamodules.test_meta_album import make_dataset
+
+    make_dataset(tmp_path / "D_Micro", per_class=8)
+    kw = dict(image_size=16, batch_size=4, train_per_class=4, test_per_class=4)
+    dm = MetaAlbumDataModule(str(tmp_path / "D_Micro"), branch_loaders=2, **kw)
+    loaders = dm.train_dataloader()
+    assert len(loaders) == 2
+    torch.manual_seed(0)
+    orders = [torch.cat([y for _, y in loader]) for loader in loaders]
+    assert sorted(orders[0].tolist()) == sorted(orders[1].tolist()) and not torch.equal(*orders)  # own shuffles
+    args = dict(num_classes=3, layers=[1, 1, 1, 1], planes=[4, 8, 16, 32], stem="cifar", num_branches=2,
+                warm_stem_epochs=1, ema_epochs=0)
+    module = RRRNetModule(**args)
+    before = [br.fc.weight.clone() for br in module.net.branches]
+    trainer = pl.Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(module, dm)
+    assert bool(module.stem_warmed)
+    assert all(not torch.equal(b, br.fc.weight) for b, br in zip(before, module.net.branches))
+    # 12 train images / batch 4 = 3 steps per epoch (each branch a full pass), x 2 optimizer steps (one per branch)
+    assert trainer.global_step == 2 * 3 * 2
+    bad = MetaAlbumDataModule(str(tmp_path / "D_Micro"), branch_loaders=3, **kw)
+    with pytest.raises(ValueError, match="3 train loaders for 2 branch"):
+        pl.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
+                   enable_progress_bar=False, enable_model_summary=False).fit(RRRNetModule(**args), bad)
+
+
 def test_ema_matches_torch_ema_formula_by_hand():
     p = nn.Parameter(torch.zeros(2))
     ema = ParameterEMA([p], decay=0.9, use_num_updates=True)
