@@ -47,6 +47,7 @@ class CheckConfig:
     probe_ratio: float = 0.5
     measure: str = "loss"  # MRS reading: "loss" (default) or "acc_drop"
     ascent_lr: float = 1.0
+    ascent: str = "sgd"  # or "normalized"
 
 
 def train(net, x, y, epochs: int, lr: float, kind: str, cfg: CheckConfig, seed: int) -> None:
@@ -124,7 +125,7 @@ def run_seed(seed: int, cfg: CheckConfig) -> dict:
     cal = torch.randperm(len(ytr), generator=g)[:cfg.calib]
     x_adv = adversarial_calibration_set(net, xtr[cal], ytr[cal], cfg.eps, cfg.train_alpha, 10, seed=seed)
     mrs = module_robust_sensitivity(net, x_adv, ytr[cal], [u.name for u in units], cfg.radius, cfg.ascent_steps,
-                                    lr=cfg.ascent_lr, measure=cfg.measure)
+                                    lr=cfg.ascent_lr, measure=cfg.measure, ascent=cfg.ascent)
     res["mrs"] = mrs
     harm = []  # isolated pruning of one layer at the probe ratio: PGD accuracy lost
     for u in units:

@@ -48,7 +48,7 @@ def module_robust_sensitivity(
     model: nn.Module, x_adv: torch.Tensor, y: torch.Tensor, layers: list[str] | None = None,
     radius: float = 0.1, ascent_steps: int = 10, lr: float = 1.0, batch_size: int = 512,
     project_every: Literal["epoch", "step"] = "epoch", measure: MRSMeasure = "loss",
-    norms: dict[str, float] | None = None,
+    norms: dict[str, float] | None = None, ascent: Literal["sgd", "normalized"] = "sgd",
 ) -> dict[str, float]:
     """MRS of each named Conv2d/Linear weight (default: all); the model is restored exactly afterwards.
 
@@ -56,6 +56,7 @@ def module_robust_sensitivity(
     the Frobenius ball of radius ``radius * ||W||``; the score is the largest loss seen minus the base (>= 0).
     ``measure="acc_drop"`` scores the robust-error increase instead (the spec's alternative reading).
     ``norms``, if given, receives the largest ``||dW|| / ||W||`` evaluated per layer.
+    ``ascent="normalized"`` steps ``lr * radius * ||W|| * g / ||g||`` (scale-free L2 ascent) instead of SGD.
     """
     mods = dict(model.named_modules())
     if layers is None:
@@ -80,6 +81,8 @@ def module_robust_sensitivity(
                         loss = -F.cross_entropy(model(x_adv[i:i + batch_size]), y[i:i + batch_size])
                         (grad,) = torch.autograd.grad(loss, w)
                     with torch.no_grad():
+                        if ascent == "normalized":
+                            grad = grad * (limit / grad.norm().clamp_min(1e-12))
                         w.sub_(lr * grad)
                         if project_every == "step":
                             _project(w, w0, limit)

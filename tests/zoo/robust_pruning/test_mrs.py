@@ -102,3 +102,12 @@ def test_missing_scores_and_unreachable_budget():
         mrs_ratios(counter, {"fc1": 1.0}, 0.5)
     with pytest.raises(ValueError, match="out of reach"):
         uniform_ratio(counter, 0.999)
+
+
+def test_normalized_ascent_reaches_the_ball_boundary(setup):
+    net, _, y, x_adv = setup
+    norms: dict[str, float] = {}
+    scores = module_robust_sensitivity(net, x_adv, y, ["features.3", "fc1"], radius=0.1, ascent_steps=3, lr=0.5,
+                                       ascent="normalized", norms=norms)
+    assert all(v >= 0 for v in scores.values())
+    assert all(0.09 <= n <= 0.1 + 1e-5 for n in norms.values()), norms
