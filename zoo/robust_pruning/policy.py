@@ -31,6 +31,7 @@ class MRSAllocation(RatioPolicy):
         batch_size: int = 512,
         project_every: Literal["epoch", "step"] = "epoch",
         measure: Literal["loss", "acc_drop"] = "loss",
+        ascent: Literal["sgd", "normalized"] = "sgd",
         alpha: float = 1.0,
         delta: float = 0.3,
         p_max: float = 0.8,
@@ -42,7 +43,7 @@ class MRSAllocation(RatioPolicy):
         self.num_samples = num_samples
         self.attack = dict(eps=attack_eps, alpha=attack_alpha, steps=attack_steps, seed=seed)
         self.mrs_kwargs = dict(radius=radius, ascent_steps=ascent_steps, lr=ascent_lr, batch_size=batch_size,
-                               project_every=project_every, measure=measure)
+                               project_every=project_every, measure=measure, ascent=ascent)
         self.alloc = dict(alpha=alpha, delta=delta, p_max=p_max)
         self.cache_dir = cache_dir  # "auto": <root_dir>/mrs_cache, root_dir set by the pruning callback
         self.root_dir: str | None = None
