@@ -78,6 +78,7 @@ def test_pretraining_lowers_both_losses_with_two_optimizers():
                     F.binary_cross_entropy_with_logits(module.net.value(fixed_v[0]), fixed_v[1]).item())
 
     before = losses()
+    module.train()
     trainer = pl.Trainer(max_steps=240, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          limit_val_batches=0, num_sanity_val_steps=0, enable_model_summary=False)
     trainer.fit(module, DigitsPuzzleDataModule())
@@ -134,3 +135,16 @@ def test_zoo_fit_checkpoint_loads_both_ways_and_logs_puzzle_images(tmp_path):
     keys = {k for r in runs for row in r["history"] for k in row}
     assert {"val/frag_acc", "test/frag_acc", "test/perfect", "test/neighbour_acc"} <= keys
     assert any(k.startswith("test/reassembly") for k in keys) and any(k.startswith("test/root_visits") for k in keys)
+
+
+def test_predict_and_test_solve_with_the_chosen_solver():
+    pl.seed_everything(0)
+    module = AlphazzleModule(grid=3, frag=6, gap=2, encoder="small", num_simulations=8, leaf_batch=4)
+    dm = DigitsPuzzleDataModule(batch_size=3, n_test=6)
+    trainer = pl.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False, limit_predict_batches=1)
+    out = trainer.predict(module, dm)[0]
+    assert len(out) == 3 and all(sorted(r["state"]) == list(range(9)) for r in out)
+    assert all(len(r["visits"]) == 9 and sum(r["visits"][0]) == 8 - 1 for r in out)  # root: first sim expands
+    oracle = AlphazzleModule(grid=3, frag=6, gap=2, encoder="small", num_simulations=30, test_solver="mcts_oracle_dense")
+    res = pl.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False).test(oracle, dm)[0]
+    assert res["test/perfect"] == 1.0 and res["test/frag_acc"] == 1.0
