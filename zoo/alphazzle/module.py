@@ -55,8 +55,13 @@ class AlphazzleModule(pl.LightningModule):
 
     def _load_init(self, path: str) -> None:
         """Start from a zoo weights file or a ``zoo fit`` checkpoint of this module (for the fine-tuning stage)."""
+        from lightning.pytorch.utilities import rank_zero_warn
+
         from zoo.hub import safe_load
 
+        if not Path(path).is_file():  # e.g. restoring a fine-tuned checkpoint on another machine: its own weights win
+            rank_zero_warn(f"init_weights {path} not found; the network keeps its current (or checkpointed) weights")
+            return
         payload = safe_load(path)
         state = payload.get("state_dict", payload)
         if any(k.startswith("net.") for k in state):
