@@ -112,3 +112,15 @@ _DIGITS = {"genotype": "DARTS_DIGITS", "C": 8, "layers": 3, "num_classes": 10, "
 def darts_digits(**kwargs) -> DartsNetwork:
     """The tiny config's network: the genotype searched on corrupted digits, 3 cells, C=8 (zoo.load("darts_digits"))."""
     return _net(_DIGITS, kwargs)
+
+
+_DD_DIGITS = {**_DIGITS, "genotype": "DDARTS_DIGITS", "layers": 8}
+
+
+@register_model(paper=PAPER_DD, module=_EVAL, module_kwargs={**_DD_DIGITS, "C": 4},
+                weights=Weights(tag="digits-corrupted", sha256="67b61c21d5b1683afdcf65a48f669fa942e790d93d769c232423d6cbd6ff4f5b",
+                                path="weights/ddarts_digits.pt",
+                                metadata={"config": "configs/d_darts/tiny_eval.yaml", "test_acc": 0.4668}))
+def ddarts_digits(**kwargs) -> DartsNetwork:
+    """The D-DARTS tiny config's network: 5 per-cell genes searched on corrupted digits, deepened to 8 layers, C=8."""
+    return _net(_DD_DIGITS, kwargs)

@@ -67,17 +67,18 @@ def test_genotype_given_as_a_json_file_is_stored_as_a_dict(tmp_path):
     assert m.hparams.genotype == DARTS_V2.to_dict()
 
 
-def test_pretrained_digits_weights_beat_an_untrained_net():
+@pytest.mark.parametrize("name", ["darts_digits", "ddarts_digits"])
+def test_pretrained_digits_weights_beat_an_untrained_net(name):
     import zoo
     from zoo.nas.data import DigitsNASDataModule
 
     dm = DigitsNASDataModule(search=False)
     dm.setup()
     x, y = dm.data["test"].tensors
-    net = zoo.load("darts_digits")
+    net = zoo.load(name)
     acc = float((net(x).argmax(1) == y).float().mean())
     torch.manual_seed(0)
-    fresh = zoo.create_model("darts_digits").eval()
+    fresh = zoo.create_model(name).eval()
     chance = float((fresh(x).argmax(1) == y).float().mean())
     assert acc > 0.40 and acc > chance + 0.2
     assert acc == pytest.approx(net.pretrained_metadata["test_acc"], abs=1e-3)
