@@ -18,7 +18,7 @@ from zoo.alphazzle.game import Puzzle, fragment_accuracy, neighbour_accuracy, pe
 from zoo.alphazzle.media import puzzle_panel, save_png, visit_heatmaps
 from zoo.alphazzle.nets import AlphazzleNet
 from zoo.alphazzle.sampling import policy_batch, value_batch
-from zoo.alphazzle.solve import SOLVERS, NetworkEvaluator, greedy_p_batch, solve, solve_mcts
+from zoo.alphazzle.solve import SOLVERS, NetworkEvaluator, greedy_p_batch, solve, solve_best_of_orders, solve_mcts
 
 METRICS = ("frag_acc", "perfect", "neighbour_acc")
 
@@ -36,7 +36,7 @@ class AlphazzleModule(pl.LightningModule):
                  head_width: int | None = None, head_depth: int | None = None, share_trunk: bool = False,
                  lr: float = 1e-3, v_target: str = "binary", stage: str = "pretrain", num_simulations: int = 1000,
                  c_puct: float = 1.0, unvisited_bonus: float = 1000.0, leaf_batch: int = 16, use_q: bool = False,
-                 test_solver: str = "mcts", finetune_lr: float = 1e-4, finetune_value: bool = False,
+                 test_solver: str = "mcts", num_orders: int = 1, finetune_lr: float = 1e-4, finetune_value: bool = False,
                  init_weights: str | None = None, log_puzzles: int = 4) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -169,9 +169,13 @@ class AlphazzleModule(pl.LightningModule):
         for img, order in zip(images, orders):
             puzzle = Puzzle.from_image(img, *self._geometry(), order=order.tolist())
             h = self.hparams
-            state, info = solve(h.test_solver, puzzle, self.net, num_simulations=h.num_simulations, c_puct=h.c_puct,
-                                unvisited_bonus=h.unvisited_bonus, leaf_batch=h.leaf_batch, use_q=h.use_q,
-                                generator=np.random.default_rng(len(out)), device=self.device)
+            kw = dict(num_simulations=h.num_simulations, c_puct=h.c_puct, unvisited_bonus=h.unvisited_bonus,
+                      leaf_batch=h.leaf_batch, use_q=h.use_q, device=self.device)
+            if h.test_solver == "mcts" and h.num_orders > 1:  # the code's -g K: keep the order with the best final V
+                gen = torch.Generator().manual_seed(len(out))
+                state, info = solve_best_of_orders(puzzle, self.net, h.num_orders, gen, **kw)
+            else:
+                state, info = solve(h.test_solver, puzzle, self.net, generator=np.random.default_rng(len(out)), **kw)
             out.append({"truth": img, "state": state, "order": order.tolist(), "visits": info.get("visits", []),
                         **puzzle.metrics(state)})
         return out

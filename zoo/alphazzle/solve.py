@@ -156,12 +156,14 @@ def solve_best_of_orders(puzzle: Puzzle, net: AlphazzleNet, num_orders: int, gen
     """The code's ``-g K``: solve under K random fragment orders (the first is ``puzzle.order``), keep the
     result whose final sigma(V) is highest."""
     best, best_v, best_info = None, -1.0, {}
+    values = []
     for k in range(num_orders):
         order = puzzle.order if k == 0 else torch.randperm(puzzle.num_actions, generator=generator).tolist()
         p = Puzzle(puzzle.fragments, order, puzzle.grid, puzzle.frag, puzzle.gap)
         s, info = solve("mcts", p, net, device=device, **kwargs)
         with torch.no_grad():
             v = float(torch.sigmoid(net.value(p.render(s).unsqueeze(0).to(device)))[0])
+        values.append(v)
         if v > best_v:
             best, best_v, best_info = s, v, info
-    return best, {**best_info, "value": best_v}
+    return best, {**best_info, "value": best_v, "order_values": values}

@@ -125,3 +125,17 @@ def test_greedy_p_batch_follows_the_policy():
     img = p.render(tuple(range(9)))
     states = greedy_p_batch(net, img[None].repeat(2, 1, 1, 1), torch.tensor([p.order, list(range(9))]))
     assert states.tolist() == [list(range(9))] * 2
+
+
+def test_best_of_orders_keeps_the_highest_final_value():
+    from zoo.alphazzle.nets import AlphazzleNet
+    from zoo.alphazzle.solve import solve_best_of_orders
+
+    torch.manual_seed(0)
+    net = AlphazzleNet(3, 6, 2, encoder="small").eval()
+    p = puzzle(5)
+    s, info = solve_best_of_orders(p, net, 3, torch.Generator().manual_seed(0), num_simulations=5, leaf_batch=4)
+    assert sorted(s) == list(range(9)) and len(info["order_values"]) == 3
+    assert info["value"] == max(info["order_values"])
+    with torch.no_grad():
+        assert info["value"] == pytest.approx(float(torch.sigmoid(net.value(p.render(s)[None]))[0]))

@@ -139,7 +139,7 @@ def test_zoo_fit_checkpoint_loads_both_ways_and_logs_puzzle_images(tmp_path):
 
 def test_predict_and_test_solve_with_the_chosen_solver():
     pl.seed_everything(0)
-    module = AlphazzleModule(grid=3, frag=6, gap=2, encoder="small", num_simulations=8, leaf_batch=4)
+    module = AlphazzleModule(grid=3, frag=6, gap=2, encoder="small", num_simulations=8, leaf_batch=4, num_orders=2)
     dm = DigitsPuzzleDataModule(batch_size=3, n_test=6)
     trainer = pl.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False, limit_predict_batches=1)
     out = trainer.predict(module, dm)[0]
