@@ -1,4 +1,4 @@
-"""SSP-Net small-scale faithful check (spec section 10): TinySSP on synthetic stick figures, 450 Adam steps.
+"""SSP-Net small-scale faithful check (spec section 10): TinySSP on synthetic stick figures, 600 Adam steps.
 
 Asserts (a) last block <= 0.6 x the mean-pose MPJPE, (b) block 1 worse than the last block, (c) the cost grows
 with the cut (MACs, cut K >= 1.5 x cut 1; wall-clock latency is measured in benchmarks/sspnet_cuts.py), (d) output
@@ -15,7 +15,7 @@ from zoo.sspnet.metrics import PerBlockPoseMetrics, lift_to_camera, mpjpe
 from zoo.sspnet.module import precise_batchnorm
 from zoo.sspnet.net import sspnet_tiny
 
-STEPS, BATCH = 450, 32
+STEPS, BATCH = 600, 32  # the spec prototype ran 600 (450 to fit 5 min there); 600 keeps a safer margin on (a)
 
 
 class _Cut(torch.nn.Module):
