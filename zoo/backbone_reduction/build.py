@@ -21,7 +21,7 @@ def build_rrrnet(
     num_branches: int = 1,
     split_stage: int = 3,
     shift: int | None = None,
-    split_seed: int = 0,
+    slice_seed: int = 0,
     reinit_bn: bool = True,
     freeze_stem: bool = True,
     slice_mode: str = "per_tensor",
@@ -44,5 +44,5 @@ def build_rrrnet(
         base = reduce_resnet(base, nb_blocks, num_classes)
     if nb_blocks is None or num_branches == 0:
         return base
-    return split_resnet(base, num_branches, num_classes, split_stage=split_stage, shift=shift, seed=split_seed,
+    return split_resnet(base, num_branches, num_classes, split_stage=split_stage, shift=shift, seed=slice_seed,
                         reinit_bn=reinit_bn, freeze_stem=freeze_stem, slice_mode=slice_mode)

@@ -41,7 +41,7 @@ def commands(data_root: str, out: Path, methods=METHODS, seeds=SEEDS, codes=None
                 folder = run_dir(out, method, code, seed)
                 argv = [*zoo_executable(), "fit", "--config", str(CONFIG_DIR / f"paper_{method}.yaml"),
                         "--seed_everything", str(seed + 4), "--trainer.default_root_dir", str(folder),
-                        "--model.init_args.num_classes", str(n_cls), "--model.init_args.split_seed", str(seed),
+                        "--model.init_args.num_classes", str(n_cls), "--model.init_args.slice_seed", str(seed),
                         "--data.init_args.data_dir", data_root, "--data.init_args.dataset", code, *(extra or [])]
                 runs.append((folder, argv))
     return runs

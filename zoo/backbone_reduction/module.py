@@ -13,7 +13,7 @@ from zoo.backbone_reduction.nets import RESNET152_LAYERS, RESNET_PLANES, BranchE
 from zoo.core.classifier import ClassifierModule
 
 NET_ARGS = ("num_classes", "layers", "planes", "stem", "stem_width", "source", "nb_blocks", "num_branches",
-            "split_stage", "shift", "split_seed", "reinit_bn", "slice_mode")
+            "split_stage", "shift", "slice_seed", "reinit_bn", "slice_mode")
 
 
 class RRRNetModule(ClassifierModule):
@@ -32,7 +32,7 @@ class RRRNetModule(ClassifierModule):
         num_branches: int = 1,
         split_stage: int = 3,
         shift: int | None = None,
-        split_seed: int = 0,
+        slice_seed: int = 0,
         reinit_bn: bool = True,
         slice_mode: str = "per_tensor",
         trainable: Literal["all", "head"] = "all",

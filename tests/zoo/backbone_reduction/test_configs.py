@@ -62,6 +62,27 @@ def test_paper_configs_build_the_four_methods(method, kind, branches, trainable,
         data.setup()
 
 
+@pytest.mark.timeout(600)
+def test_paper_d_config_runs_through_zoo_fit_on_a_meta_album_copy(tmp_path):
+    """The paper config end to end (8 branches, 8 loaders, EMA, no model selection) at tiny widths and 16x16."""
+    from tests.datamodules.test_meta_album import make_dataset
+
+    make_dataset(tmp_path / "data" / "Set0_Micro" / "BCT_Micro", per_class=4)
+    run_zoo(["fit", "--config", str(CONFIGS / "paper_d.yaml"), "--trainer.accelerator", "cpu",
+             "--trainer.max_epochs", "2", "--trainer.default_root_dir", str(tmp_path / "run"),
+             "--model.init_args.source", "random", "--model.init_args.num_classes", "3",
+             "--model.init_args.layers", "[1, 1, 1, 1]", "--model.init_args.planes", "[4, 8, 16, 32]",
+             "--model.init_args.stem", "cifar", "--model.init_args.ema_epochs", "1",
+             "--model.init_args.warm_stem_epochs", "1", "--data.init_args.data_dir", str(tmp_path / "data"),
+             "--data.init_args.image_size", "16", "--data.init_args.train_per_class", "2",
+             "--data.init_args.test_per_class", "2", "--data.init_args.num_workers", "0"], threads=1, timeout=600)
+    for key in ("test/acc", "test/acc_branch7", "test/acc_branch_mean"):
+        assert 0.0 <= last_metric(tmp_path / "run", key) <= 1.0
+    best = next((tmp_path / "run" / "checkpoints").glob("best-*.ckpt"))
+    assert "epoch001" in best.name  # monitor: null keeps the final epoch's (EMA) weights
+    assert len(zoo.load(str(best)).branches) == 8
+
+
 def test_driver_lists_every_run_and_collects_a_table(tmp_path, capsys):
     runs = meta_album_runs.commands("data/meta_album", tmp_path, count_classes=False)
     assert len(runs) == 40 * 3 * 4 and len({str(f) for f, _ in runs}) == 480
