@@ -56,3 +56,9 @@ def test_two_step_search_then_evaluate_from_the_written_genotype(paper, tmp_path
     ckpt = eval_dir / "checkpoints" / "last.ckpt"
     model = DartsEvalModule.load_from_checkpoint(ckpt, weights_only=True)
     assert model.hparams.genotype == load_genotype(genotype_file).to_dict()
+    import zoo
+    from zoo.nas.cells import DartsNetwork
+    from zoo.nas.search_net import SearchNetwork
+
+    assert isinstance(zoo.load(str(ckpt)), DartsNetwork)  # any zoo fit checkpoint of the paper loads with zoo.load
+    assert isinstance(zoo.load(str(search_dir / "checkpoints" / "last.ckpt")), SearchNetwork)
