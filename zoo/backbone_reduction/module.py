@@ -182,9 +182,9 @@ class RRRNetModule(ClassifierModule):
         if targets[0] is targets[-1]:  # shared batch: the ensemble's accuracy
             ens = ensemble_log_probs([lg.detach() for lg in logits]) if self.is_ensemble else logits[0].detach()
             self.metrics["train_acc"](ens, targets[0])
-            self._count_branch_hits("train", logits, targets[0])
         else:  # separate batches: train/acc is the mean single-branch accuracy
             self.metrics["train_acc"](torch.cat([lg.detach() for lg in logits]), torch.cat(targets))
+        self._count_branch_hits("train", logits, targets)
         self.log("train/acc", self.metrics["train_acc"], on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
@@ -197,13 +197,13 @@ class RRRNetModule(ClassifierModule):
         for name in ("acc", "acc_top5"):
             self.metrics[f"{stage}_{name}"](out, y)
             self.log(f"{stage}/{name}", self.metrics[f"{stage}_{name}"], on_step=False, on_epoch=True, prog_bar=name == "acc")
-        self._count_branch_hits(stage, logits, y)
+        self._count_branch_hits(stage, logits, [y] * len(logits))
         return loss
 
-    def _count_branch_hits(self, stage: str, logits: list[torch.Tensor], y: torch.Tensor) -> None:
-        hits = torch.stack([(lg.argmax(-1) == y).sum() for lg in logits]).detach().float()
+    def _count_branch_hits(self, stage: str, logits: list[torch.Tensor], targets: list[torch.Tensor]) -> None:
+        hits = torch.stack([(lg.argmax(-1) == t).sum() for lg, t in zip(logits, targets)]).detach().float()
         self._branch_hits[stage] = self._branch_hits.get(stage, torch.zeros_like(hits)) + hits
-        self._seen[stage] = self._seen.get(stage, torch.zeros((), device=hits.device)) + y.numel()
+        self._seen[stage] = self._seen.get(stage, torch.zeros((), device=hits.device)) + targets[0].numel()
 
     def _log_branch_acc(self, stage: str) -> None:
         if stage not in self._branch_hits:

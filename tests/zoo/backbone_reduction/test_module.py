@@ -106,6 +106,7 @@ def test_one_loader_per_branch_gives_each_branch_its_own_pass(tmp_path):
     assert all(not torch.equal(b, br.fc.weight) for b, br in zip(before, module.net.branches))
     # 12 train images / batch 4 = 3 steps per epoch (each branch a full pass), x 2 optimizer steps (one per branch)
     assert trainer.global_step == 2 * 3 * 2
+    assert {"train/acc_branch0", "train/acc_branch1", "val/acc_branch_mean"} <= set(trainer.callback_metrics)
     bad = MetaAlbumDataModule(str(tmp_path / "D_Micro"), branch_loaders=3, **kw)
     with pytest.raises(ValueError, match="3 train loaders for 2 branch"):
         pl.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
