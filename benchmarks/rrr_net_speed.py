@@ -1,5 +1,6 @@
 """RRR-Net model card: parameters, MACs and latency of [A]/[B] (full ResNet152), [C] (5 blocks, B = 1) and
 [D] (5 blocks, B = 8) at 128x128 and 20 classes, all on the same device; latency ratios against [B].
+The latency protocol (batch 1 and 32, eval mode, warm-up, median) is reconstructed: the paper's was not retrieved.
 
     OMP_NUM_THREADS=1 python benchmarks/rrr_net_speed.py --device cpu --threads 1
     python benchmarks/rrr_net_speed.py --device cuda --repeats 100

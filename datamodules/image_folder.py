@@ -57,8 +57,8 @@ def per_class_split(labels: Sequence[int], train: int, val: int, test: int | Non
 
 
 def rrr_augmentation():
-    """RRR-Net's train augmentation on uint8 tensors: two successive picks from 12 ops (torchvision v2 stand-ins
-    for the authors' albumentations ops; MotionBlur, RGBShift and GaussNoise written here)."""
+    """RRR-Net's train augmentation on uint8 tensors: two successive picks from 12 ops. The mapping of the authors'
+    albumentations 1.2.0 ops to torchvision v2 is reconstructed (MotionBlur, RGBShift, GaussNoise written here)."""
     from torchvision.transforms import v2
 
     ops = [
