@@ -1,6 +1,7 @@
 """``ArchitectureDerivation``: each epoch of a differentiable architecture search, derive and record the genotype.
 
-Works with any module exposing ``genotype()`` and ``cell_mixing_weights()`` (``zoo.nas`` search modules).
+Works with any module exposing ``genotype()`` and ``cell_mixing_weights()`` (``zoo.nas`` search modules;
+``unique_mixing_weights()`` when present, so shared alphas are counted once).
 Logs weight entropy, max weight and per-op mean weights, a genotype graph image, and writes
 ``genotype_epoch{N}.json`` (rank zero); at fit end writes ``genotype.json`` and optionally builds the
 discrete (and deepened) evaluation network.
@@ -91,7 +92,8 @@ class ArchitectureDerivation(pl.Callback):
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         genotype = pl_module.genotype()
-        stats = weight_stats(pl_module.cell_mixing_weights(), list(pl_module.net.primitives))
+        weights = getattr(pl_module, "unique_mixing_weights", pl_module.cell_mixing_weights)()
+        stats = weight_stats(weights, list(pl_module.net.primitives))
         for key, value in stats.items():
             pl_module.log(key, value, on_step=False, on_epoch=True, sync_dist=False, rank_zero_only=True)
         self.history.append({"epoch": trainer.current_epoch, "genotype": genotype.to_dict(), **stats})

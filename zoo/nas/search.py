@@ -83,6 +83,14 @@ class BilevelSearchModule(pl.LightningModule):
             out.append(w * self.net.edge_weights(beta.detach()).unsqueeze(1) if beta is not None else w)
         return out
 
+    def unique_mixing_weights(self) -> list[torch.Tensor]:
+        """One weight matrix per architecture parameter: [normal, reduce] when shared, one per cell otherwise."""
+        ws = self.cell_mixing_weights()
+        if self.per_cell_alpha:
+            return ws
+        normal = next(i for i in range(len(ws)) if i not in self.net.reductions)
+        return [ws[normal], ws[self.net.reductions[0]]]
+
     def genotype(self) -> AnyGenotype:
         """The discrete architecture under the module's derivation rule."""
         hp, ws = self.hparams, self.cell_mixing_weights()
