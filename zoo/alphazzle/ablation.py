@@ -24,7 +24,8 @@ LABELS = {"random": "random placement", "greedy_v": "Greedy-V (one-step look-ahe
 
 
 def evaluate_solvers(net: AlphazzleNet, images: torch.Tensor, orders: torch.Tensor,
-                     solvers: tuple[str, ...] = TABLE_SOLVERS, seed: int = 0, **mcts_kwargs) -> dict[str, dict]:
+                     solvers: tuple[str, ...] = TABLE_SOLVERS, seed: int = 0, helpers: int = 0,
+                     **mcts_kwargs) -> dict[str, dict]:
     """Mean fragment / perfect / neighbour accuracy and seconds per puzzle of each solver on the same puzzles."""
     net.eval()
     out = {}
@@ -32,7 +33,7 @@ def evaluate_solvers(net: AlphazzleNet, images: torch.Tensor, orders: torch.Tens
         rng = np.random.default_rng(seed)
         rows, t0 = [], time.perf_counter()
         for img, order in zip(images, orders):
-            puzzle = Puzzle.from_image(img, net.grid, net.frag, net.gap, order=order.tolist())
+            puzzle = Puzzle.from_image(img, net.grid, net.frag, net.gap, order=order.tolist(), helpers=helpers)
             state, _ = solve(name, puzzle, net, generator=rng, **mcts_kwargs)
             rows.append(puzzle.metrics(state))
         secs = (time.perf_counter() - t0) / max(len(rows), 1)
@@ -75,12 +76,13 @@ def main(argv: list[str] | None = None) -> dict[str, dict]:
     ap.add_argument("--c_puct", type=float, default=1.0)
     ap.add_argument("--leaf_batch", type=int, default=16)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--num_helpers", type=int, default=0, help="fragments placed by ground truth before solving")
     ap.add_argument("--solvers", nargs="*", default=list(TABLE_SOLVERS))
     args = ap.parse_args(argv)
     torch.manual_seed(args.seed)
     net = zoo.load(args.weights)
     images, orders = _test_puzzles(args)
-    res = evaluate_solvers(net, images, orders, tuple(args.solvers), seed=args.seed,
+    res = evaluate_solvers(net, images, orders, tuple(args.solvers), seed=args.seed, helpers=args.num_helpers,
                            num_simulations=args.num_simulations, c_puct=args.c_puct, leaf_batch=args.leaf_batch)
     print(format_table(res))
     return res

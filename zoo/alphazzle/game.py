@@ -74,9 +74,10 @@ def render_batch(fragments: torch.Tensor, states: list[State], grid: int, frag: 
     return out
 
 
-def fragment_accuracy(state: State) -> float:
-    """Fraction of fragments at their true cell."""
-    return sum(int(f == p) for p, f in enumerate(state)) / len(state)
+def fragment_accuracy(state: State, exclude: tuple[int, ...] | list[int] = ()) -> float:
+    """Fraction of fragments at their true cell; ``exclude`` (helper fragments) leave both counts, as in the code."""
+    kept = [(p, f) for p, f in enumerate(state) if f not in exclude]
+    return sum(int(f == p) for p, f in kept) / max(len(kept), 1)
 
 
 def perfect(state: State) -> float:
@@ -121,9 +122,12 @@ class Puzzle:
     grid: int
     frag: int
     gap: int
+    helpers: int = 0  # the code's numHelp: the first fragments of the order are placed by ground truth
 
     def __post_init__(self) -> None:
         a = self.grid * self.grid
+        if not 0 <= self.helpers < a:
+            raise ValueError(f"helpers must be in [0, {a - 1}], got {self.helpers}")
         if sorted(self.order) != list(range(a)):
             raise ValueError(f"order must be a permutation of range({a}), got {self.order}")
         if self.fragments.shape[0] != a:
@@ -131,18 +135,22 @@ class Puzzle:
 
     @classmethod
     def from_image(cls, image: torch.Tensor, grid: int, frag: int, gap: int, order: list[int] | None = None,
-                   generator: torch.Generator | None = None) -> "Puzzle":
+                   generator: torch.Generator | None = None, helpers: int = 0) -> "Puzzle":
         """Cut ``image`` (C, S, S) and draw a random order unless one is given."""
         if order is None:
             order = torch.randperm(grid * grid, generator=generator).tolist()
-        return cls(extract_fragments(image, grid, frag, gap), list(order), grid, frag, gap)
+        return cls(extract_fragments(image, grid, frag, gap), list(order), grid, frag, gap, helpers)
 
     @property
     def num_actions(self) -> int:
         return self.grid * self.grid
 
     def initial(self) -> State:
-        return (-1,) * self.num_actions
+        """Empty canvas, except the helper fragments at their true cells."""
+        s = [-1] * self.num_actions
+        for f in self.order[:self.helpers]:
+            s[f] = f
+        return tuple(s)
 
     def num_placed(self, state: State) -> int:
         return sum(1 for f in state if f >= 0)
@@ -177,5 +185,5 @@ class Puzzle:
         return all(f == p for p, f in enumerate(state) if f >= 0)
 
     def metrics(self, state: State) -> dict[str, float]:
-        return {"frag_acc": fragment_accuracy(state), "perfect": perfect(state),
+        return {"frag_acc": fragment_accuracy(state, self.order[:self.helpers]), "perfect": perfect(state),
                 "neighbour_acc": neighbour_accuracy(state, self.grid)}

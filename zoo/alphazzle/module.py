@@ -23,10 +23,12 @@ from zoo.alphazzle.solve import SOLVERS, NetworkEvaluator, greedy_p_batch, solve
 METRICS = ("frag_acc", "perfect", "neighbour_acc")
 
 
-def state_metrics(states: list[tuple[int, ...]], grid: int) -> dict[str, list[float]]:
-    """The three metrics of the spec for each final state."""
-    return {"frag_acc": [fragment_accuracy(s) for s in states], "perfect": [perfect(s) for s in states],
-            "neighbour_acc": [neighbour_accuracy(s, grid) for s in states]}
+def state_metrics(states: list[tuple[int, ...]], grid: int, helper_lists: list[list[int]] | None = None
+                  ) -> dict[str, list[float]]:
+    """The three metrics of the spec for each final state (helper fragments left out of fragment accuracy)."""
+    helper_lists = helper_lists or [[] for _ in states]
+    return {"frag_acc": [fragment_accuracy(s, h) for s, h in zip(states, helper_lists)],
+            "perfect": [perfect(s) for s in states], "neighbour_acc": [neighbour_accuracy(s, grid) for s in states]}
 
 
 class AlphazzleModule(pl.LightningModule):
@@ -36,7 +38,7 @@ class AlphazzleModule(pl.LightningModule):
                  head_width: int | None = None, head_depth: int | None = None, share_trunk: bool = False,
                  lr: float = 1e-3, v_target: str = "binary", stage: str = "pretrain", num_simulations: int = 1000,
                  c_puct: float = 1.0, unvisited_bonus: float = 1000.0, leaf_batch: int = 16, use_q: bool = False,
-                 test_solver: str = "mcts", num_orders: int = 1, finetune_lr: float = 1e-4, finetune_value: bool = False,
+                 test_solver: str = "mcts", num_orders: int = 1, num_helpers: int = 0, finetune_lr: float = 1e-4, finetune_value: bool = False,
                  init_weights: str | None = None, log_puzzles: int = 4) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -103,9 +105,10 @@ class AlphazzleModule(pl.LightningModule):
         if self.hparams.stage == "finetune":
             return self._finetune_step(images, orders, opt_p, opt_v)
         g = self._geometry()
-        p_loss, p_acc = self._p_loss(*policy_batch(images, *g))
+        h = self.hparams.num_helpers
+        p_loss, p_acc = self._p_loss(*policy_batch(images, *g, min_placed=h))
         self._step(opt_p, p_loss)
-        v_loss, v_acc = self._v_loss(*value_batch(images, *g, v_target=self.hparams.v_target))
+        v_loss, v_acc = self._v_loss(*value_batch(images, *g, v_target=self.hparams.v_target, min_placed=h))
         self._step(opt_v, v_loss)
         self.log_dict({"train/p_loss": p_loss, "train/p_acc": p_acc, "train/v_loss": v_loss, "train/v_acc": v_acc},
                       prog_bar=True, on_step=True, on_epoch=True, batch_size=images.shape[0])
@@ -118,10 +121,10 @@ class AlphazzleModule(pl.LightningModule):
         canv, frags, pos, vt = [], [], [], []
         n = self.hparams.grid ** 2
         for img, order in zip(images, orders):
-            puzzle = Puzzle.from_image(img, *self._geometry(), order=order.tolist())
+            puzzle = Puzzle.from_image(img, *self._geometry(), order.tolist(), helpers=self.hparams.num_helpers)
             s, info = self._mcts(puzzle)
             states = [puzzle.initial()]
-            for p_move in _moves(puzzle, s):
+            for p_move in _moves(puzzle, s)[self.hparams.num_helpers:]:
                 states.append(puzzle.step(states[-1], p_move))
             for t, st in enumerate(states[:-1]):
                 canv.append(puzzle.render(st))
@@ -155,8 +158,9 @@ class AlphazzleModule(pl.LightningModule):
 
     def validation_step(self, batch, batch_idx: int) -> None:
         images, orders = batch
-        states = greedy_p_batch(self.net, images, orders).tolist()
-        self._update("val", state_metrics([tuple(s) for s in states], self.hparams.grid))
+        h = self.hparams.num_helpers
+        states = greedy_p_batch(self.net, images, orders, h).tolist()
+        self._update("val", state_metrics([tuple(s) for s in states], self.hparams.grid, orders[:, :h].tolist()))
         if batch_idx == 0:
             self._media = [{"truth": images[i], "state": tuple(states[i]), "order": orders[i].tolist()}
                            for i in range(min(self.hparams.log_puzzles, len(states)))]
@@ -167,7 +171,7 @@ class AlphazzleModule(pl.LightningModule):
     def _solve_batch(self, images, orders) -> list[dict]:
         out = []
         for img, order in zip(images, orders):
-            puzzle = Puzzle.from_image(img, *self._geometry(), order=order.tolist())
+            puzzle = Puzzle.from_image(img, *self._geometry(), order.tolist(), helpers=self.hparams.num_helpers)
             h = self.hparams
             kw = dict(num_simulations=h.num_simulations, c_puct=h.c_puct, unvisited_bonus=h.unvisited_bonus,
                       leaf_batch=h.leaf_batch, use_q=h.use_q, device=self.device)

@@ -14,13 +14,14 @@ from zoo.alphazzle.solve import _render_many
 V_TARGETS = ("binary", "frac_correct")
 
 
-def policy_batch(images: torch.Tensor, grid: int, frag: int, gap: int, generator: torch.Generator | None = None
-                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(canvas (B, C, S, S), next fragment (B, C, f, f), true position (B,)) from images (B, C, S, S)."""
+def policy_batch(images: torch.Tensor, grid: int, frag: int, gap: int, generator: torch.Generator | None = None,
+                 min_placed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(canvas (B, C, S, S), next fragment (B, C, f, f), true position (B,)) from images (B, C, S, S);
+    k ~ U{min_placed..A-1} (``min_placed`` = the number of helper fragments)."""
     b, a = images.shape[0], grid * grid
     dev = images.device
     orders = torch.stack([torch.randperm(a, generator=generator) for _ in range(b)]).to(dev)
-    k = torch.randint(0, a, (b,), generator=generator).to(dev)
+    k = torch.randint(min_placed, a, (b,), generator=generator).to(dev)
     rank = torch.empty_like(orders)
     rank.scatter_(1, orders, torch.arange(a, device=dev).expand(b, a).contiguous())  # rank[b, pos]
     placed = rank < k[:, None]
@@ -31,7 +32,7 @@ def policy_batch(images: torch.Tensor, grid: int, frag: int, gap: int, generator
 
 
 def value_batch(images: torch.Tensor, grid: int, frag: int, gap: int, v_target: str = "binary",
-                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                generator: torch.Generator | None = None, min_placed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """(canvas (B, C, S, S), target (B,)): ``binary`` = all placed fragments correct (the code's label),
     ``frac_correct`` = fraction of placed fragments at their cell (an MSE-style target; 1 for an empty canvas)."""
     if v_target not in V_TARGETS:
@@ -40,7 +41,7 @@ def value_batch(images: torch.Tensor, grid: int, frag: int, gap: int, v_target: 
     state = torch.full((b, a), -1, dtype=torch.long)
     for i in range(b):
         order = torch.randperm(a, generator=generator)
-        k = int(torch.randint(0, a + 1, (1,), generator=generator))
+        k = int(torch.randint(min_placed, a + 1, (1,), generator=generator))
         cells = order[:k]
         frags_at = cells.clone()
         if i % 2 == 1 and k >= 2:

@@ -76,14 +76,17 @@ def solve_mcts(puzzle: Puzzle, evaluator: NetworkEvaluator, num_simulations: int
 
 
 @torch.no_grad()
-def greedy_p_batch(net: AlphazzleNet, images: torch.Tensor, orders: torch.Tensor) -> torch.Tensor:
-    """Greedy-P on a batch of puzzles at once: argmax P over empty positions at each step; returns states (B, A)."""
+def greedy_p_batch(net: AlphazzleNet, images: torch.Tensor, orders: torch.Tensor, helpers: int = 0) -> torch.Tensor:
+    """Greedy-P on a batch of puzzles at once: argmax P over empty positions at each step; returns states (B, A).
+    The first ``helpers`` fragments of each order start at their true cells."""
     grid, frag, gap = net.grid, net.frag, net.gap
     frags = extract_fragments(images, grid, frag, gap)  # (B, A, C, f, f)
     b, a = orders.shape
     state = torch.full((b, a), -1, dtype=torch.long, device=images.device)
     rows = torch.arange(b, device=images.device)
-    for t in range(a):
+    for t in range(helpers):
+        state[rows, orders[:, t]] = orders[:, t]
+    for t in range(helpers, a):
         canvas = _render_many(frags, state, grid, frag, gap)
         nxt = orders[:, t]
         logits = net.policy(canvas, frags[rows, nxt]).float()
@@ -141,7 +144,7 @@ def solve(solver: str, puzzle: Puzzle, net: AlphazzleNet | None, *, num_simulati
     if solver == "greedy_p":
         order = torch.tensor([puzzle.order], device=device)
         img = puzzle.render(tuple(range(puzzle.num_actions))).unsqueeze(0).to(device)
-        return tuple(greedy_p_batch(net, img, order)[0].tolist()), {}
+        return tuple(greedy_p_batch(net, img, order, puzzle.helpers)[0].tolist()), {}
     prior, value = {"mcts": ("network", "network"), "mcts_no_p": ("uniform", "network"),
                     "mcts_oracle_sparse": ("network", "oracle_sparse"), "mcts_oracle_dense": ("network", "oracle_dense"),
                     "mcts_constant_v": ("network", "constant")}.get(solver, (None, None))
@@ -159,7 +162,7 @@ def solve_best_of_orders(puzzle: Puzzle, net: AlphazzleNet, num_orders: int, gen
     values = []
     for k in range(num_orders):
         order = puzzle.order if k == 0 else torch.randperm(puzzle.num_actions, generator=generator).tolist()
-        p = Puzzle(puzzle.fragments, order, puzzle.grid, puzzle.frag, puzzle.gap)
+        p = Puzzle(puzzle.fragments, order, puzzle.grid, puzzle.frag, puzzle.gap, puzzle.helpers)
         s, info = solve("mcts", p, net, device=device, **kwargs)
         with torch.no_grad():
             v = float(torch.sigmoid(net.value(p.render(s).unsqueeze(0).to(device)))[0])

@@ -64,3 +64,13 @@ def test_metrics_on_hand_made_placements():
     assert neighbour_accuracy(swapped, 3) == pytest.approx(6.75 / 9)
     # 2x2 fully reversed: every fragment ends in the opposite corner, no slot matches
     assert neighbour_accuracy((3, 2, 1, 0), 2) == 0.0
+
+
+def test_helper_fragments_start_placed_and_leave_the_fragment_accuracy():
+    p = Puzzle.from_image(torch.randn(3, 22, 22), 3, 6, 2, order=[4, 0, 8, 1, 2, 3, 5, 6, 7], helpers=2)
+    s = p.initial()
+    assert s == (0, -1, -1, -1, 4, -1, -1, -1, -1) and p.next_fragment(s) == 8
+    wrong = (0, 2, 1, 5, 4, 3, 7, 8, 6)  # helpers 4 and 0 right, every other fragment wrong
+    assert p.metrics(wrong)["frag_acc"] == 0.0 and fragment_accuracy(wrong) == pytest.approx(2 / 9)
+    with pytest.raises(ValueError, match="helpers"):
+        Puzzle.from_image(torch.randn(3, 22, 22), 3, 6, 2, helpers=9)

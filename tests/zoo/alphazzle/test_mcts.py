@@ -139,3 +139,16 @@ def test_best_of_orders_keeps_the_highest_final_value():
     assert info["value"] == max(info["order_values"])
     with torch.no_grad():
         assert info["value"] == pytest.approx(float(torch.sigmoid(net.value(p.render(s)[None]))[0]))
+
+
+def test_helpers_in_mcts_and_greedy_p():
+    g = torch.Generator().manual_seed(7)
+    p = Puzzle.from_image(torch.randn(3, 22, 22, generator=g), 3, 6, 2, generator=g, helpers=4)
+    ev = NetworkEvaluator(None, p, prior="uniform", value="oracle_dense")
+    s, info = solve_mcts(p, ev, num_simulations=20)
+    assert s == tuple(range(9)) and len(info["visits"]) == 5  # only the 5 non-helper fragments are moves
+    net = torch.nn.Module()
+    net.policy, net.grid, net.frag, net.gap = OraclePolicy(p.fragments), 3, 6, 2
+    net.policy.forward = lambda canvas, fragment: torch.zeros(len(fragment), 9)  # argmax = first empty cell
+    states = greedy_p_batch(net, p.render(tuple(range(9)))[None], torch.tensor([p.order]), helpers=4)[0].tolist()
+    assert all(states[f] == f for f in p.order[:4])

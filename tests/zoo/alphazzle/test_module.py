@@ -148,3 +148,11 @@ def test_predict_and_test_solve_with_the_chosen_solver():
     oracle = AlphazzleModule(grid=3, frag=6, gap=2, encoder="small", num_simulations=30, test_solver="mcts_oracle_dense")
     res = pl.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False).test(oracle, dm)[0]
     assert res["test/perfect"] == 1.0 and res["test/frag_acc"] == 1.0
+
+
+def test_samples_with_helpers_place_at_least_that_many():
+    torch.manual_seed(2)
+    canvas, _, _ = policy_batch(coded_images(32), 3, 6, 2, min_placed=5)
+    assert min(sum(f >= 0 for f in cells(c)) for c in canvas) >= 5
+    canvas, _ = value_batch(coded_images(32), 3, 6, 2, min_placed=5)
+    assert min(sum(f >= 0 for f in cells(c)) for c in canvas) >= 5
