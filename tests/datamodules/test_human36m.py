@@ -110,7 +110,13 @@ def test_npz_layout_uses_quaternion_cameras(tmp_path):
 
 
 def test_mixing_mpii_gives_fixed_per_dataset_counts(tmp_path):
-    from test_mpii import write_mpii
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("mpii_fixture", Path(__file__).with_name("test_mpii.py"))
+    mpii_fixture = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mpii_fixture)
+    write_mpii = mpii_fixture.write_mpii
 
     root, *_ = write_deephar(tmp_path / "h36m")
     mpii = write_mpii(tmp_path / "mpii")
