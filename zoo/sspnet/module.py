@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import lightning as L
 import torch
-from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from zoo.sspnet.augment import PoseAugment
@@ -227,9 +227,13 @@ class SSPNetModule(L.LightningModule):
         from zoo.sspnet import media
 
         m = self._media_batch
-        crops = media.skeletons_on_crops(m["image"], m["pred_uv"], m["gt_uv"])
-        plots = media.skeletons_3d(m["pred_mm"], m["gt_mm"])
-        chart = media.mpjpe_per_block_chart(per_block, selected)
+        try:
+            crops = media.skeletons_on_crops(m["image"], m["pred_uv"], m["gt_uv"])
+            plots = media.skeletons_3d(m["pred_mm"], m["gt_mm"])
+            chart = media.mpjpe_per_block_chart(per_block, selected)
+        except ImportError as err:  # matplotlib is optional: metrics are logged anyway
+            rank_zero_warn(f"SSP-Net media not logged ({err}); pip install matplotlib")
+            return
         for lg in loggers:
             lg.log_image(key="val/skeletons_2d", images=[crops], step=self.global_step)
             lg.log_image(key="val/skeletons_3d", images=[plots], step=self.global_step)
