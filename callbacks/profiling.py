@@ -33,6 +33,6 @@ class ModelProfile(Callback):
                 summary["model/macs"] = count_macs(pl_module, x[:1].to(pl_module.device))
         except Exception as err:  # profiling must never stop training
             rank_zero_warn(f"MACs not counted: {type(err).__name__}: {err}")
-        for logger in trainer.loggers:
+        for logger in trainer.loggers:  # loggers write on rank zero only; values are equal on every rank
             logger.log_hyperparams(summary)
-        pl_module.log_dict({k: float(v) for k, v in summary.items()}, rank_zero_only=True)
+            logger.log_metrics({k: float(v) for k, v in summary.items()}, step=trainer.global_step)
