@@ -26,10 +26,15 @@ def puzzle_panel(truth: torch.Tensor, reassembled: torch.Tensor, min_side: int =
 
 
 def visit_heatmaps(visits: Sequence[np.ndarray], grid: int, cell: int = 24) -> np.ndarray:
-    """One grid x grid map of root visit fractions per move, side by side (viridis; dark = few visits)."""
-    from matplotlib import colormaps
+    """One grid x grid map of root visit fractions per move, side by side (viridis, or grey without matplotlib;
+    dark = few visits)."""
+    try:
+        from matplotlib import colormaps
 
-    cmap = colormaps["viridis"]
+        cmap = colormaps["viridis"]
+    except ImportError:  # matplotlib is a test/notebook extra, not a runtime dependency
+        def cmap(x):
+            return np.repeat(np.asarray(x)[..., None], 3, axis=-1)
     tiles = []
     for n in visits:
         frac = np.asarray(n, dtype=np.float64).reshape(grid, grid)
