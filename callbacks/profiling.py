@@ -21,16 +21,40 @@ def _first_tensor(batch) -> torch.Tensor | None:
     return None
 
 
+def _macs_of_call(module: LightningModule, example) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = module.training
+    module.eval()
+    try:
+        with FlopCounterMode(display=False) as counter:
+            if isinstance(example, (tuple, list)):
+                module(*example)
+            elif isinstance(example, dict):
+                module(**example)
+            else:
+                module(example)
+    finally:
+        module.train(was_training)
+    return counter.get_total_flops() // 2
+
+
 class ModelProfile(Callback):
-    """Adds ``model/params`` and ``model/macs`` (one sample of the first training batch) to the loggers."""
+    """Adds ``model/params`` and ``model/macs`` to the loggers: MACs of ``example_input_array`` when the
+    module sets one (multi-input forwards), else of one sample of the first training batch."""
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         summary = {"model/params": count_params(pl_module)}
         try:
-            batch = next(iter(trainer.train_dataloader))
-            x = _first_tensor(batch)
-            if x is not None:
-                summary["model/macs"] = count_macs(pl_module, x[:1].to(pl_module.device))
+            example = pl_module.example_input_array  # Lightning's convention; tuples for multi-input forwards
+            if example is not None:
+                example = trainer.strategy.batch_to_device(example, pl_module.device)
+                with torch.no_grad():
+                    summary["model/macs"] = _macs_of_call(pl_module, example)
+            else:
+                x = _first_tensor(next(iter(trainer.train_dataloader)))
+                if x is not None:
+                    summary["model/macs"] = count_macs(pl_module, x[:1].to(pl_module.device))
         except Exception as err:  # profiling must never stop training
             rank_zero_warn(f"MACs not counted: {type(err).__name__}: {err}")
         for logger in trainer.loggers:  # loggers write on rank zero only; values are equal on every rank
