@@ -100,9 +100,19 @@ class ClassifierModule(pl.LightningModule):
         x = batch[0] if isinstance(batch, (list, tuple)) else batch
         return self(x).softmax(dim=-1)
 
+    # ---- checkpoints (subclasses overriding these hooks call super()) --------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         # lets zoo.load(path) rebuild checkpoints written by a plain Trainer too (the CLI adds `_class_path`)
         checkpoint["zoo_class_path"] = f"{type(self).__module__}.{type(self).__qualname__}"
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # a network pruned by callbacks.pruning.PruningSchedule is resized before its weights load
+        structure = checkpoint.get("pruned_structure")
+        if structure:
+            from zoo.core.structured_pruning import apply_structure, is_pruned
+
+            if not is_pruned(self, structure):
+                apply_structure(self, structure)
 
     # ---- optimisation ------------------------------------------------------------------
     def configure_optimizers(self):

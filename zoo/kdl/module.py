@@ -147,6 +147,7 @@ class KernelClassifier(ClassifierModule):
     # ---- checkpoints -----------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         """Record the network's registry name and kwargs so ``zoo.load(ckpt_path)`` can rebuild it."""
+        super().on_save_checkpoint(checkpoint)
         checkpoint["arch"] = "kdl_net"
         checkpoint["arch_kwargs"] = dict(self.net_kwargs)
         checkpoint.setdefault("metadata", {"paper": "kdl", "source": "lightning checkpoint"})

@@ -154,6 +154,7 @@ class RobustPruneModule(ClassifierModule):
 
     # ---- checkpoints keep the pruned architecture ------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
         if self.pruned:
             structure = record_structure(self.net)
             checkpoint["pruned_structure"] = structure
