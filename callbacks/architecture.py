@@ -33,11 +33,8 @@ def weight_stats(weights: list[torch.Tensor], primitives: list[str]) -> dict[str
 
 def genotype_figure(genotype: Any):
     """A matplotlib figure of the genotype's cells (nodes on a line, one arc per kept op), or None without matplotlib."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+    try:  # a bare Figure (no pyplot): works headless and leaves the user's backend alone
+        from matplotlib.figure import Figure
         from matplotlib.patches import FancyArrowPatch
     except ImportError:
         return None
@@ -46,7 +43,8 @@ def genotype_figure(genotype: Any):
     cells = cell_edges(genotype)
     names = (["normal", "reduce"] if isinstance(genotype, CellGenotype)
              else [f"cell {c}{' (red.)' if c in genotype.reductions else ''}" for c in range(len(cells))])
-    fig, axes = plt.subplots(len(cells), 1, figsize=(7, 1.8 * len(cells)), squeeze=False)
+    fig = Figure(figsize=(7, 1.8 * len(cells)))
+    axes = fig.subplots(len(cells), 1, squeeze=False)
     for ax, name, edges in zip(axes[:, 0], names, cells):
         n = max([t for _, t, _ in edges] + [1]) + 1
         for k in range(n):
@@ -112,9 +110,6 @@ class ArchitectureDerivation(pl.Callback):
             return
         png = out / name.replace(".json", ".png")
         fig.savefig(png, dpi=80)
-        import matplotlib.pyplot as plt
-
-        plt.close(fig)
         for logger in trainer.loggers:
             if hasattr(logger, "log_image"):  # WandbLogger
                 logger.log_image(key="arch/genotype", images=[str(png)], step=trainer.global_step)
