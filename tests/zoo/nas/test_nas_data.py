@@ -86,3 +86,45 @@ def test_imagenet_missing_data_names_the_layout(tmp_path):
     (tmp_path / "val").mkdir()
     with pytest.raises(FileNotFoundError, match="no class sub-folders"):
         ImageNetDataModule(str(tmp_path)).setup()
+
+
+def _fake_cifar10(root, n=8, n_test=5):
+    import pickle
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    for name, k in [*[(f"data_batch_{i}", n) for i in range(1, 6)], ("test_batch", n_test)]:
+        with open(folder / name, "wb") as fh:
+            pickle.dump({b"labels": rng.integers(0, 10, k).tolist(),
+                         b"data": rng.integers(0, 256, size=(k, 3072), dtype=np.uint8)}, fh)
+    return folder
+
+
+@pytest.mark.timeout(300)
+def test_search_split_over_cifar_files_augments_both_halves_and_trains(tmp_path):
+    from types import SimpleNamespace
+
+    from datamodules.cifar import CIFAR10DataModule
+    from zoo.nas.search import BilevelSearchModule
+
+    base = CIFAR10DataModule(str(_fake_cifar10(tmp_path)), batch_size=4, num_workers=0, val_size=0)
+    dm = SearchSplitDataModule(base, seed=2)
+    dm.setup()
+    assert [len(h) for h in dm.halves] == [20, 20]
+    batch = next(iter(dm.train_dataloader()))
+    batch = batch[0] if isinstance(batch, tuple) else batch
+    dm.trainer = SimpleNamespace(training=True)
+    torch.manual_seed(0)
+    out = dm.on_after_batch_transfer(batch, 0)
+    assert set(out) == {"train", "val"}
+    assert not torch.equal(out["train"][0], batch["train"][0]) and torch.equal(out["val"][1], batch["val"][1])
+    dm.trainer = None
+    pl.seed_everything(0, verbose=False)
+    m = BilevelSearchModule(C=4, layers=3, steps=2, reductions=[1, 2], primitives=["skip_connect", "sep_conv_3x3"])
+    trainer = pl.Trainer(max_epochs=1, limit_train_batches=2, limit_val_batches=1, logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(m, dm)
+    assert torch.isfinite(trainer.callback_metrics["train/loss"])
