@@ -9,10 +9,10 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
-import lightning.pytorch as pl
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset, Subset
+from datamodules.base import SplitDataModule
 
 CIFAR10_TRAIN = [f"data_batch_{i}" for i in range(1, 6)]
 CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar.html"
@@ -70,7 +70,7 @@ def read_label_names(path: str | Path, key: bytes) -> list[str]:
     return [n.decode() if isinstance(n, bytes) else str(n) for n in meta.get(key, [])]
 
 
-class CIFAR10DataModule(pl.LightningDataModule):
+class CIFAR10DataModule(SplitDataModule):
     """CIFAR-10 (50,000 train / 10,000 test, 10 classes) read from ``data_batch_1..5`` and ``test_batch``."""
 
     num_classes = 10
@@ -148,25 +148,6 @@ class CIFAR10DataModule(pl.LightningDataModule):
         }
 
     # ---- loaders -----------------------------------------------------------------------------
-    def _loader(self, name: str, shuffle: bool) -> DataLoader:
-        self.setup()
-        return DataLoader(
-            self.datasets[name], batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0, pin_memory=torch.cuda.is_available(),
-            drop_last=False,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
 
     # ---- accelerator-side augmentation ------------------------------------------------------------
     def augmentation(self) -> torch.nn.Module:

@@ -5,10 +5,10 @@ normalisation belongs to the model.
 """
 from __future__ import annotations
 
-import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import TensorDataset
+from datamodules.base import SplitDataModule
 
 
 def load_digits_tensors(image_size: int | None = None, channels: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
@@ -48,7 +48,7 @@ def stratified_split(
     return tuple(torch.cat(p).sort().values for p in parts)  # type: ignore[return-value]
 
 
-class DigitsDataModule(pl.LightningDataModule):
+class DigitsDataModule(SplitDataModule):
     """Digits with a fixed stratified train/val/test split (60/20/20 by default, seed 0)."""
 
     num_classes = 10
@@ -78,21 +78,3 @@ class DigitsDataModule(pl.LightningDataModule):
         for name, idx in zip(("train", "val", "test"), stratified_split(y, self.fractions, hp.seed)):
             self.datasets[name] = TensorDataset(x[idx], y[idx])
 
-    def _loader(self, name: str, shuffle: bool) -> DataLoader:
-        self.setup()
-        return DataLoader(
-            self.datasets[name], batch_size=self.batch_size, shuffle=shuffle,
-            num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)

@@ -11,13 +11,13 @@ import csv
 import warnings
 from pathlib import Path
 
-import lightning.pytorch as pl
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset, Subset
 
 from datamodules.cifar import UInt8ImageDataset
 from datamodules.digits import stratified_split
+from datamodules.base import SplitDataModule
 
 FER2013_CLASSES = ["Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral"]
 RAFDB_CLASSES = ["Surprise", "Fear", "Disgust", "Happiness", "Sadness", "Anger", "Neutral"]
@@ -52,7 +52,7 @@ class FaceImageDataset(Dataset):
         return x.float().div_(255.0), self.labels[i]
 
 
-class FERDataModule(pl.LightningDataModule):
+class FERDataModule(SplitDataModule):
     """Shared loaders and device-side augmentation of the FER datasets (subclasses fill ``self.datasets``)."""
 
     num_classes = 7
@@ -71,23 +71,6 @@ class FERDataModule(pl.LightningDataModule):
         self._train_aug: torch.nn.Module | None = None
         self._eval_aug: torch.nn.Module | None = None
 
-    def _loader(self, name: str, shuffle: bool) -> DataLoader:
-        self.setup()
-        return DataLoader(self.datasets[name], batch_size=self.batch_size, shuffle=shuffle,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
-                          pin_memory=torch.cuda.is_available())
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         """Training: h-flip, rotation, random crop; evaluation: centre crop (identity when crop = image size).

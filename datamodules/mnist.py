@@ -8,12 +8,12 @@ from __future__ import annotations
 import gzip
 from pathlib import Path
 
-import lightning.pytorch as pl
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset, Subset
 
 from datamodules.cifar import UInt8ImageDataset
+from datamodules.base import SplitDataModule
 
 IDX_FILES = {
     "train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
@@ -41,7 +41,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims)
 
 
-class MNISTDataModule(pl.LightningDataModule):
+class MNISTDataModule(SplitDataModule):
     """MNIST from ``data_dir`` holding the four IDX files (``.gz`` or not; also found under ``raw/``)."""
 
     num_classes = 10
@@ -120,24 +120,6 @@ class MNISTDataModule(pl.LightningDataModule):
             "val": Subset(train, val_idx.sort().values.tolist()) if hp.val_size else test,
             "test": test,
         }
-
-    def _loader(self, name: str, shuffle: bool) -> DataLoader:
-        self.setup()
-        return DataLoader(self.datasets[name], batch_size=self.batch_size, shuffle=shuffle,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
-                          pin_memory=torch.cuda.is_available())
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
 
 
 class FashionMNISTDataModule(MNISTDataModule):

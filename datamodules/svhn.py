@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import lightning.pytorch as pl
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset
 
 from datamodules.cifar import UInt8ImageDataset
+from datamodules.base import SplitDataModule, carve_validation
 
 SVHN_URL = "http://ufldl.stanford.edu/housenumbers/"
 
@@ -41,7 +41,7 @@ def read_svhn_mat(path: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
     return images, torch.from_numpy(y)
 
 
-class SVHNDataModule(pl.LightningDataModule):
+class SVHNDataModule(SplitDataModule):
     """SVHN (73,257 train / 26,032 test, 10 classes; ``extra`` optional) with a seeded validation split."""
 
     num_classes = 10
@@ -83,29 +83,8 @@ class SVHNDataModule(pl.LightningDataModule):
         xs, ys = zip(*(read_svhn_mat(self.data_dir / f) for f in self._files() if f != "test_32x32.mat"))
         train = UInt8ImageDataset(torch.cat(xs), torch.cat(ys))
         test = UInt8ImageDataset(*read_svhn_mat(self.data_dir / "test_32x32.mat"))
-        if hp.val_size == 0:
-            self.datasets = {"train": train, "val": test, "test": test}
-            return
-        if hp.val_size >= len(train):
-            raise ValueError(f"val_size={hp.val_size} leaves no training images (train set has {len(train)})")
-        perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(hp.seed))
-        self.datasets = {"train": Subset(train, perm[hp.val_size:].sort().values.tolist()),
-                         "val": Subset(train, perm[:hp.val_size].sort().values.tolist()), "test": test}
+        self.datasets = carve_validation(train, test, hp.val_size, hp.seed)
 
-    def _loader(self, name: str, shuffle: bool) -> DataLoader:
-        self.setup()
-        return DataLoader(self.datasets[name], batch_size=self.batch_size, shuffle=shuffle,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
-                          pin_memory=torch.cuda.is_available())
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", False)
 
     def augmentation(self) -> torch.nn.Module:
         """Random crop 32 with padding 4; no horizontal flip (it would change digits)."""

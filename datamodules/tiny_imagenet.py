@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import lightning.pytorch as pl
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset
+from datamodules.base import SplitDataModule, carve_validation
 
 TINY_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
 
@@ -60,7 +60,7 @@ class JPEGDataset(Dataset):
         return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0), self.labels[i]
 
 
-class TinyImageNetDataModule(pl.LightningDataModule):
+class TinyImageNetDataModule(SplitDataModule):
     """Tiny-ImageNet-200: 100,000 train images (seeded validation split carved out), val (10,000) as test."""
 
     num_classes = 200
@@ -103,29 +103,8 @@ class TinyImageNetDataModule(pl.LightningDataModule):
         if missing:
             raise FileNotFoundError(f"{root / 'val' / 'images'}: {len(missing)} annotated images missing, e.g. {missing[0]}")
         test = JPEGDataset([root / "val" / "images" / f for f, _ in rows], [c for _, c in rows])
-        if hp.val_size == 0:
-            self.datasets = {"train": train, "val": test, "test": test}
-            return
-        if hp.val_size >= len(train):
-            raise ValueError(f"val_size={hp.val_size} leaves no training images (train set has {len(train)})")
-        perm = torch.randperm(len(train), generator=torch.Generator().manual_seed(hp.seed))
-        self.datasets = {"train": Subset(train, perm[hp.val_size:].sort().values.tolist()),
-                         "val": Subset(train, perm[:hp.val_size].sort().values.tolist()), "test": test}
+        self.datasets = carve_validation(train, test, hp.val_size, hp.seed)
 
-    def _loader(self, name: str, shuffle: bool) -> DataLoader:
-        self.setup()
-        return DataLoader(self.datasets[name], batch_size=self.batch_size, shuffle=shuffle,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0,
-                          pin_memory=torch.cuda.is_available())
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", False)
 
     def augmentation(self) -> torch.nn.Module:
         """Random crop 64 with padding 8 and horizontal flip."""
