@@ -142,6 +142,11 @@ class BilevelSearchModule(pl.LightningModule):
         grads, val_loss = unrolled_arch_grads(
             self.net, weight_names, arch_names, train, val, self.criterion, xi=group["lr"],
             momentum=group.get("momentum", 0.0), weight_decay=group.get("weight_decay", 0.0), momentum_buffers=buffers)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            world = torch.distributed.get_world_size()  # hand-made gradients bypass DDP's all-reduce
+            for g in grads:
+                torch.distributed.all_reduce(g)
+                g.div_(world)
         reg = self.arch_regulariser()
         if reg.requires_grad:
             self.manual_backward(reg)
