@@ -1,6 +1,6 @@
 """Spec section 8 faithful check of MRS (Bai et al. 2024) on digits, averaged over 3 seeds.
 
-Prints the measured table (copied into docs/robust_pruning.md). Expectations asserted with margins:
+Prints the measured table (copied into the README (robust_pruning section)). Expectations asserted with margins:
 (1) MRS >= uniform in PGD accuracy right after L1 pruning, and >= uniform - 1 after adversarial fine-tuning;
 (2) the L1-vs-random gap shrinks with adversarial fine-tuning, which beats natural fine-tuning;
 (3) MRS correlates with the PGD accuracy lost when a layer alone is pruned (Spearman > 0).
