@@ -49,7 +49,7 @@ def test_expectation_1_mrs_vs_uniform(summary):
 
 
 @pytest.mark.timeout(1200)
-@pytest.mark.xfail(strict=False, reason="measured -4.9 pts (3 seeds), -9.7 (5 seeds), see docs: the pilot's +7.1 at 70 % "
+@pytest.mark.xfail(strict=False, reason="measured -4.9 pts (3 seeds), -9.7 (5 seeds), see README: the pilot's +7.1 at 70 % "
                                         "sparsity is not reproduced by this reconstruction of MRS")
 def test_expectation_1_mrs_vs_uniform_at_70_percent_before_fine_tuning(summary):
     assert _pgd(summary, "70/mrs/l1", "noft") >= _pgd(summary, "70/uniform/l1", "noft") - 1.0
