@@ -137,16 +137,19 @@ def test_zoo_fit_checkpoint_loads_both_ways_and_logs_puzzle_images(tmp_path):
     assert any(k.startswith("test/reassembly") for k in keys) and any(k.startswith("test/root_visits") for k in keys)
 
 
-def test_predict_and_test_solve_with_the_chosen_solver():
+def test_predict_and_test_solve_with_the_chosen_solver(tmp_path):
     pl.seed_everything(0)
     module = AlphazzleModule(grid=3, frag=6, gap=2, encoder="small", num_simulations=8, leaf_batch=4, num_orders=2)
     dm = DigitsPuzzleDataModule(batch_size=3, n_test=6)
-    trainer = pl.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False, limit_predict_batches=1)
+    trainer = pl.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False, limit_predict_batches=1,
+                         default_root_dir=tmp_path)
     out = trainer.predict(module, dm)[0]
     assert len(out) == 3 and all(sorted(r["state"]) == list(range(9)) for r in out)
     assert all(len(r["visits"]) == 9 and sum(r["visits"][0]) == 8 - 1 for r in out)  # root: first sim expands
     oracle = AlphazzleModule(grid=3, frag=6, gap=2, encoder="small", num_simulations=30, test_solver="mcts_oracle_dense")
-    res = pl.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False).test(oracle, dm)[0]
+    res = pl.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False,
+                     default_root_dir=tmp_path).test(oracle, dm)[0]
+    assert list((tmp_path / "media").glob("test_epoch*_puzzle*.png")), "test end writes the reassembled puzzles"
     assert res["test/perfect"] == 1.0 and res["test/frag_acc"] == 1.0
 
 
