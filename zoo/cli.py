@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
+
+import torch
 
 from lightning.pytorch import LightningDataModule, LightningModule, Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -45,6 +47,8 @@ class ZooCLI(LightningCLI):
         })
         parser.add_argument("--test_after_fit", type=bool, default=True,
                             help="after fit, test the best checkpoint on the datamodule's test split")
+        parser.add_argument("--predictions_path", type=Optional[str], default=None,
+                            help="predict: where to torch.save the outputs (default <default_root_dir>/predictions.pt)")
 
     def before_instantiate_classes(self) -> None:
         cfg = self.config.get(str(self.subcommand), self.config)
@@ -69,6 +73,16 @@ class ZooCLI(LightningCLI):
         if cfg.get("test_after_fit", True) and not self.trainer.fast_dev_run:
             self.trainer.test(self.model, datamodule=self.datamodule, ckpt_path=best or None)
         self._report_locations(best)
+
+    def predict(self, model: LightningModule, **kwargs: Any) -> None:
+        """``trainer.predict``, then save the outputs (rank zero; under DDP each rank predicts its shard)."""
+        predictions = self.trainer.predict(model, **kwargs)
+        cfg = self.config.get(str(self.subcommand), self.config)
+        path = Path(cfg.get("predictions_path") or Path(self.trainer.default_root_dir) / "predictions.pt")
+        if self.trainer.is_global_zero and predictions is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(predictions, path)
+            rank_zero_info(f"predictions ({len(predictions)} batches): {path}")
 
     def _report_locations(self, best: str) -> None:
         lines = []
