@@ -39,7 +39,7 @@ def test_met_config_trains_one_step_on_a_tiny_image_folder(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
-def test_skimage_smoke_config_pipeline_and_oracle():
+def test_skimage_smoke_config_pipeline_and_oracle(tmp_path):
     import lightning.pytorch as pl
 
     from datamodules.puzzles import SkimagePuzzleDataModule
@@ -51,7 +51,7 @@ def test_skimage_smoke_config_pipeline_and_oracle():
     module = AlphazzleModule(**kwargs)
     dm = SkimagePuzzleDataModule(**{**cfg["data"]["init_args"], "train_size": 32, "eval_size": 8})
     trainer = pl.Trainer(max_steps=4, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, num_sanity_val_steps=0)
+                         enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=tmp_path)
     trainer.fit(module, dm)
     res = trainer.test(module, dm)[0]
     assert res["test/perfect"] == 1.0  # spec: oracle MCTS = 100 % on the smoke set
