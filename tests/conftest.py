@@ -52,3 +52,21 @@ def quickstart_run(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("quickstart")
     run_zoo(["fit", "--config", str(QUICKSTART), "--trainer.default_root_dir", str(root)], timeout=600)
     return root
+
+
+_ROOT_ENTRIES_AT_START: set[str] = set()
+
+
+def pytest_sessionstart(session) -> None:
+    _ROOT_ENTRIES_AT_START.update(p.name for p in ROOT.iterdir())
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """Fail the run if a test wrote into the repository root (tests must write under tmp_path)."""
+    if not _ROOT_ENTRIES_AT_START or hasattr(session.config, "workerinput"):
+        return
+    new = sorted(p.name for p in ROOT.iterdir() if p.name not in _ROOT_ENTRIES_AT_START)
+    new = [n for n in new if n not in {".pytest_cache", "__pycache__"}]
+    if new:
+        print(f"\nERROR: tests wrote into the repository root: {new}; write under tmp_path instead")
+        session.exitstatus = 1
