@@ -2,7 +2,7 @@
 per-limb colours, brightness falling with depth (the monocular depth cue) and a z-buffer. No download."""
 from __future__ import annotations
 
-import lightning as L
+import lightning.pytorch as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, Literal
 
-import lightning as L
+import lightning.pytorch as L
 import torch
 from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 from torch.nn.modules.batchnorm import _BatchNorm

@@ -1,5 +1,5 @@
 """SSP-Net augmentation keeps crops and targets consistent; precise BN; the module's steps and checkpoints."""
-import lightning as L
+import lightning.pytorch as L
 import pytest
 import torch
 

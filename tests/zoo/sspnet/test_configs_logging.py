@@ -3,7 +3,7 @@ at test, and W&B media (skeletons on crops, 3D plots, the per-block chart)."""
 import importlib
 from pathlib import Path
 
-import lightning as L
+import lightning.pytorch as L
 import pytest
 import torch
 import yaml

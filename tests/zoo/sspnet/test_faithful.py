@@ -4,7 +4,7 @@ Asserts (a) last block <= 0.6 x the mean-pose MPJPE, (b) block 1 worse than the 
 with the cut (MACs, cut K >= 1.5 x cut 1; wall-clock latency is measured in benchmarks/sspnet_cuts.py), (d) output
 shape and range; (e) resolution invariance is tests/zoo/sspnet/test_net.py.
 """
-import lightning as L
+import lightning.pytorch as L
 import pytest
 import torch
 
