@@ -8,12 +8,12 @@ import os
 import re
 from typing import Literal
 
-import lightning as L
+import lightning.pytorch as L
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from datamodules.pose_common import DEPTH_RANGE_MM, PoseDataModule, crop_image, make_sample, require, root_crop
+from datamodules.pose_common import DEPTH_RANGE_MM, PoseDataModule, frame_sample, require
 
 H36M_TO_PA17J = (0, 12, 13, 15, 25, 17, 26, 18, 27, 19, 1, 6, 2, 7, 3, 8, 11)  # deephar's 32 -> 17 selection
 DEEPHAR_LAYOUT = ("<data_dir>/annotations.mat (deephar: sequences_tr/_te/_val, each sequence with name "
@@ -47,17 +47,8 @@ class Human36MFrames(Dataset):
         return len(self.paths)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        from PIL import Image
-
-        pose, (fx, fy, cx, cy) = self.pose_cam[i], self.camera[i]
-        px = np.stack([fx * pose[:, 0] / pose[:, 2] + cx, fy * pose[:, 1] / pose[:, 2] + cy], 1)
-        crop = root_crop(px[0], pose[0, 2], (fx + fy) / 2)
-        path = os.path.join(self.data_dir, self.paths[i])
-        require(path, "Human3.6M frame", DEEPHAR_LAYOUT)
-        with Image.open(path) as img:
-            image = crop_image(img, *crop, self.image_size)
-        sample = make_sample(image, px, crop, depth_mm=pose[:, 2], root_z=float(pose[0, 2]), pose3d=pose,
-                             camera=(fx, fy, cx, cy), depth_range=self.depth_range)
+        sample = frame_sample(self.data_dir, self.paths[i], self.pose_cam[i], self.camera[i], self.image_size,
+                              self.depth_range, "Human3.6M frame", DEEPHAR_LAYOUT)
         sample["action"] = torch.tensor(self.actions[i])
         return sample
 

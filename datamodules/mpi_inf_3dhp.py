@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
-import lightning as L
+import lightning.pytorch as L
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from datamodules.pose_common import DEPTH_RANGE_MM, PoseDataModule, crop_image, fit_pinhole, make_sample, require, root_crop
+from datamodules.pose_common import DEPTH_RANGE_MM, PoseDataModule, fit_pinhole, frame_sample, require
 
 TRAIN_TO_PA17J = (4, 5, 6, 7, 14, 9, 15, 10, 16, 11, 23, 18, 24, 19, 25, 20, 3)  # authors' 28 -> 17 map
 TEST_TO_PA17J = (14, 1, 16, 0, 2, 5, 3, 6, 4, 7, 8, 11, 9, 12, 10, 13, 15)  # authors' test 17 -> pa17j map
@@ -68,17 +68,8 @@ class Frames3D(Dataset):
         return len(self.paths)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        from PIL import Image
-
-        pose, (fx, fy, cx, cy) = self.pose_cam[i], self.camera[i]
-        px = np.stack([fx * pose[:, 0] / pose[:, 2] + cx, fy * pose[:, 1] / pose[:, 2] + cy], 1)
-        crop = root_crop(px[0], pose[0, 2], (fx + fy) / 2)
-        path = os.path.join(self.data_dir, self.paths[i])
-        require(path, "MPI-INF-3DHP frame", LAYOUT)
-        with Image.open(path) as img:
-            image = crop_image(img, *crop, self.image_size)
-        return make_sample(image, px, crop, depth_mm=pose[:, 2], root_z=float(pose[0, 2]), pose3d=pose,
-                           camera=(fx, fy, cx, cy), depth_range=self.depth_range)
+        return frame_sample(self.data_dir, self.paths[i], self.pose_cam[i], self.camera[i], self.image_size,
+                            self.depth_range, "MPI-INF-3DHP frame", LAYOUT)
 
 
 def read_train(data_dir: str, subjects: Sequence[int], cameras: Sequence[int], stride: int, offset: int,

@@ -2,6 +2,7 @@
 (SSP-Net spec section 3.1), and a batch sampler that mixes fixed per-dataset batch sizes (spec section 4)."""
 from __future__ import annotations
 
+import os
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -133,7 +134,7 @@ def require(path, what: str, where: str) -> None:
 
 
 __all__ = ["PA17J_NAMES", "PA17J_FLIP", "PA17J_PARENTS", "DEPTH_RANGE_MM", "crop_image", "make_sample",
-           "fit_pinhole", "root_crop", "MixedBatchSampler", "strided", "require"]
+           "fit_pinhole", "root_crop", "MixedBatchSampler", "strided", "require", "frame_sample"]
 
 
 class PoseDataModule:
@@ -168,3 +169,19 @@ class PoseDataModule:
 
     def test_dataloader(self):
         return self._loader(self.test_set, False)
+
+
+def frame_sample(data_dir: str, rel_path: str, pose: np.ndarray, camera, image_size: int, depth_range: float,
+                 what: str, layout: str) -> dict[str, torch.Tensor]:
+    """Read one video frame, crop it around the root joint and build the training sample of a 3D dataset."""
+    from PIL import Image
+
+    fx, fy, cx, cy = camera
+    px = np.stack([fx * pose[:, 0] / pose[:, 2] + cx, fy * pose[:, 1] / pose[:, 2] + cy], 1)
+    crop = root_crop(px[0], pose[0, 2], (fx + fy) / 2)
+    path = os.path.join(data_dir, rel_path)
+    require(path, what, layout)
+    with Image.open(path) as img:
+        image = crop_image(img, *crop, image_size)
+    return make_sample(image, px, crop, depth_mm=pose[:, 2], root_z=float(pose[0, 2]), pose3d=pose,
+                       camera=(fx, fy, cx, cy), depth_range=depth_range)
