@@ -74,9 +74,16 @@ class ClassifierModule(pl.LightningModule):
         return F.cross_entropy(logits, target, label_smoothing=self.label_smoothing)
 
     # ---- steps -------------------------------------------------------------------------
+    def batch_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of a batch (override for test-time multi-crop and similar)."""
+        return self(x)
+
+    def on_batch_logits(self, stage: str, logits: torch.Tensor, target: torch.Tensor) -> None:
+        """Hook for extra per-batch metrics of a subclass; the base logs loss, top-1 and top-5."""
+
     def _shared_step(self, batch, stage: str) -> torch.Tensor:
         x, y = batch[0], batch[1]
-        logits = self(x)
+        logits = self.batch_logits(x)
         loss = self.loss(logits, y)
         on_step = stage == "train"
         self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, sync_dist=True)
@@ -85,6 +92,7 @@ class ClassifierModule(pl.LightningModule):
         if stage != "train":
             self.metrics[f"{stage}_acc_top5"](logits, y)
             self.log(f"{stage}/acc_top5", self.metrics[f"{stage}_acc_top5"], on_step=False, on_epoch=True)
+        self.on_batch_logits(stage, logits, y)
         return loss
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:

@@ -79,27 +79,20 @@ class KernelClassifier(ClassifierModule):
         self.confusion: dict[str, torch.Tensor] = {}  # last computed confusion matrix per stage (rows = truth)
 
     # ---- steps ---------------------------------------------------------------------------------
-    def _shared_step(self, batch, stage: str) -> torch.Tensor:
-        x, y = batch[0], batch[1]
+    def batch_logits(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim == 5:  # multi-crop evaluation (B, crops, C, H, W): log of the crops' mean probability
             probs = self(x.flatten(0, 1)).softmax(-1).view(x.shape[0], x.shape[1], -1).mean(1)
-            logits = probs.clamp_min(1e-12).log()
-        else:
-            logits = self(x)
-        loss = self.loss(logits, y)
-        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=True, sync_dist=True)
-        self.metrics[f"{stage}_acc"](logits, y)
-        self.log(f"{stage}/acc", self.metrics[f"{stage}_acc"], on_step=False, on_epoch=True, prog_bar=True)
+            return probs.clamp_min(1e-12).log()
+        return self(x)
+
+    def on_batch_logits(self, stage: str, logits: torch.Tensor, y: torch.Tensor) -> None:
         if stage != "train":
-            self.metrics[f"{stage}_acc_top5"](logits, y)
-            self.log(f"{stage}/acc_top5", self.metrics[f"{stage}_acc_top5"], on_step=False, on_epoch=True)
             self.metrics[f"{stage}_class_acc"].update(logits, y)
             self.metrics[f"{stage}_confusion"].update(logits, y)
         if stage in self._correct:  # kept on the device: no host sync per step
             correct = (logits.argmax(-1) == y).sum().detach().float()
             self._correct[stage] = self._correct[stage].to(correct.device) + correct
             self._seen[stage] = self._seen[stage].to(correct.device) + float(y.numel())
-        return loss
 
     # ---- epoch-level logs ----------------------------------------------------------------------
     def on_train_epoch_start(self) -> None:
