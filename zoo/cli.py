@@ -103,6 +103,16 @@ class ZooCLI(LightningCLI):
 
 def main(args: list[str] | None = None) -> None:
     """Entry point of the ``zoo`` console script."""
+    try:
+        _run_cli(args)
+    finally:
+        # A gloo/NCCL group left open at interpreter exit can abort the process ("terminate called without an
+        # active exception", exit -6) after a successful DDP run; close it explicitly.
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+def _run_cli(args: list[str] | None) -> None:
     ZooCLI(
         LightningModule,
         LightningDataModule,

@@ -49,8 +49,9 @@ def main(out: str) -> None:
     Path(out, f"rank{rank}.json").write_text(json.dumps({
         "digest": prune.digest, "ratios": prune.history[-1]["ratios"],
         "structure": {k: v for k, v in model.hparams.structure.items()}, "adv": adv.last,
-        "n_local": sum(1 for _ in range(1)),
     }))
+    # Close gloo before exit: a group left open can abort the interpreter at shutdown (exit -6).
+    torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":

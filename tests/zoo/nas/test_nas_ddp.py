@@ -41,6 +41,7 @@ if __name__ == "__main__":
                    limit_val_batches=0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                    callbacks=[Dump()])
     t.fit(m, DigitsNASDataModule(batch_size=32))
+    torch.distributed.destroy_process_group()  # an open gloo group can abort the interpreter at exit
 '''
 
 
