@@ -1,0 +1,260 @@
+"""LightningModule of the mesh reconstruction paper (IBISC): the staged recipe of spec section 5 (reconstructed):
+A VGN pre-training, B policy training by RL (VGN frozen), C refiner training on decoded meshes, D joint fine-tuning;
+``stage="all"`` runs A-D in turn over ``stage_epochs``. Also trains the icosphere-template baseline (``pipeline``)."""
+from __future__ import annotations
+
+from typing import Any, Literal, Sequence
+
+import lightning.pytorch as L
+import torch
+
+from zoo.meshrec import ops
+from zoo.meshrec.losses import mesh_loss, vertex_set_chamfer
+from zoo.meshrec.metrics import compare_points
+from zoo.meshrec.net import IcosphereTemplateNet, RLTriMeshNet, compact_mesh
+from zoo.meshrec.rl import RewardWeights, expected_losses, rloo_loss, triangulation_reward
+from zoo.meshrec.triangulation import bernoulli_entropy, bernoulli_log_prob
+from zoo.meshrec.vgn import repulsion_loss
+
+Stage = Literal["vgn", "policy", "refiner", "joint", "all"]
+STAGES = ("vgn", "policy", "refiner", "joint")
+
+
+class RLTriMeshModule(L.LightningModule):
+    """Trains :class:`RLTriMeshNet` (or :class:`IcosphereTemplateNet`) with L = L_V + L_tri + sum_s L_ref,s / S and
+    logs per-stage chamfer, F1, normal consistency, Euler characteristic and non-manifold edge ratio."""
+
+    def __init__(
+        self,
+        pipeline: Literal["rltri", "template"] = "rltri",
+        stage: Stage = "all",
+        stage_epochs: Sequence[int] = (5, 5, 5, 10),
+        net_kwargs: dict[str, Any] | None = None,
+        lr: float = 1e-4,
+        policy_lr: float = 3e-4,
+        weight_decay: float = 0.0,
+        rl_samples: int = 4,
+        entropy_beta: float = 1e-3,
+        reward_cd: float = 10.0,
+        reward_nm: float = 0.5,
+        reward_faces: float = 0.1,
+        reward_overlap: float = 0.01,
+        reward_points: int = 500,
+        expected_loss_weight: float = 0.0,
+        watertight_weight: float = 1.0,
+        vertex_grad_weight: float = 1.0,
+        refine_on: Literal["greedy", "best"] = "greedy",
+        loss_points: int = 1000,
+        w_chamfer: float = 1.0,
+        w_normal: float = 0.1,
+        w_edge: float = 0.2,
+        w_laplacian: float = 0.05,
+        w_repulsion: float = 0.0,
+        skip_loss_above: float | None = 50.0,
+        eval_points: int = 2000,
+        protocols: Sequence[str] = ("gt-10",),
+        media_every_n_epochs: int = 1,
+        max_media: int = 3,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        if stage not in (*STAGES, "all"):
+            raise ValueError(f"stage must be one of {(*STAGES, 'all')}, got {stage!r}")
+        if stage == "all" and len(stage_epochs) != 4:
+            raise ValueError(f"stage_epochs needs 4 entries (vgn, policy, refiner, joint), got {list(stage_epochs)}")
+        if pipeline == "rltri":
+            self.net = RLTriMeshNet(**(net_kwargs or {}))
+        elif pipeline == "template":
+            self.net = IcosphereTemplateNet(**(net_kwargs or {}))
+        else:
+            raise ValueError(f"pipeline must be 'rltri' or 'template', got {pipeline!r}")
+        self.reward_weights = RewardWeights(reward_cd, reward_nm, reward_faces, reward_overlap)
+        self._media: list[dict] = []
+
+    def forward(self, img: torch.Tensor, P: torch.Tensor) -> dict:
+        return self.net(img, P)
+
+    # ------------------------------------------------------------------------------------------------------- stages
+    def current_stage(self) -> str:
+        """The recipe stage of this epoch (``stage="all"`` walks through ``stage_epochs``)."""
+        if self.hparams.pipeline == "template":
+            return "refiner"
+        if self.hparams.stage != "all":
+            return self.hparams.stage
+        bounds = torch.tensor(list(self.hparams.stage_epochs)).cumsum(0)
+        idx = int((bounds <= self.current_epoch).sum())
+        return STAGES[min(idx, 3)]
+
+    # ------------------------------------------------------------------------------------------------------ training
+    def _policy_step(self, verts, tris, probs, points, train_policy: bool, want_best: bool):
+        """RL on one image: M rollouts, rewards, the RLOO loss (+ optional expected losses); the best sample's faces."""
+        m = self.hparams.rl_samples
+        actions = torch.bernoulli(probs.detach().expand(m, -1)).bool()
+        rewards, terms = triangulation_reward(verts.detach(), tris, actions, points, self.reward_weights,
+                                              self.hparams.reward_points)
+        loss = verts.new_zeros(())
+        if train_policy:
+            logp = bernoulli_log_prob(probs, actions)
+            loss = rloo_loss(logp, rewards, tris.shape[0], bernoulli_entropy(probs), self.hparams.entropy_beta)
+            if self.hparams.expected_loss_weight:
+                e = expected_losses(verts, tris, probs, points)
+                loss = loss + self.hparams.expected_loss_weight * (
+                    e["p2m"] + e["m2p"] + self.hparams.watertight_weight * e["watertight"])
+        best = int(rewards.argmax()) if want_best else 0
+        stats = {"reward": rewards.mean(), "keep_rate": actions.float().mean(), "nm": terms["nm"].mean(),
+                 "cd": terms["cd"].mean()}
+        return loss, actions[best], stats
+
+    def training_step(self, batch: dict, batch_idx: int):
+        if self.hparams.pipeline == "template":
+            return self._template_step(batch)
+        stage = self.current_stage()
+        img, points, normals, P = batch["image"], batch["points"], batch["normals"], batch["P"]
+        size = (img.shape[-2], img.shape[-1])
+        net, bsz = self.net, img.shape[0]
+        frozen_encoder = stage in ("policy", "refiner")
+        with torch.set_grad_enabled(not frozen_encoder):
+            feats, code = net.encoder(img)
+            verts = net.vgn(code)
+        logs: dict[str, torch.Tensor] = {}
+        loss = img.new_zeros(())
+        if stage in ("vgn", "joint"):
+            l_v = vertex_set_chamfer(verts, points).mean()
+            if self.hparams.w_repulsion:
+                l_v = l_v + self.hparams.w_repulsion * repulsion_loss(verts)
+            loss = loss + l_v
+            logs["train/loss_vgn"] = l_v.detach()
+        if stage in ("policy", "refiner", "joint"):
+            if stage != "joint":
+                feats, code, verts = [f.detach() for f in feats], code.detach(), verts.detach()
+            with torch.set_grad_enabled(stage != "refiner"):
+                cands, probs = net.triangle_probs(verts, feats, code, P, size)
+            meshes, rl_losses, stats = [], [], []
+            for b in range(bsz):
+                if stage == "refiner" and self.hparams.refine_on == "greedy":
+                    keep = net.decode(cands[b], probs[b])
+                else:
+                    l_rl, keep, st = self._policy_step(verts[b], cands[b], probs[b], points[b],
+                                                       train_policy=stage != "refiner", want_best=True)
+                    rl_losses.append(l_rl)
+                    stats.append(st)
+                faces = cands[b][keep]
+                if stage == "joint" and self.hparams.vertex_grad_weight and faces.shape[0] > 0:
+                    pts, _ = ops.sample_points(verts[b], faces, self.hparams.reward_points)  # reparameterised
+                    vloss = ops.chamfer_distance(pts[None], points[b:b + 1])[0][0]
+                    rl_losses.append(self.hparams.vertex_grad_weight * vloss)  # exact vertex gradients
+                v, f, _ = compact_mesh(verts[b], faces)
+                meshes.append((v, f))
+            if rl_losses and stage != "refiner":
+                l_tri = torch.stack(rl_losses).mean()
+                loss = loss + l_tri
+                logs["train/loss_tri"] = l_tri.detach()
+            for key in ("reward", "keep_rate", "nm", "cd"):
+                if stats:
+                    logs[f"train/{key if key in ('reward', 'keep_rate') else 'reward_' + key}"] = torch.stack(
+                        [s[key] for s in stats]).mean()
+            if stage in ("refiner", "joint"):
+                l_ref = self._refine_loss(meshes, feats, P, size, points, normals, logs)
+                loss = loss + l_ref
+        logs["train/loss"] = loss.detach()
+        logs["train/stage"] = torch.tensor(float(STAGES.index(stage)))
+        self.log_dict(logs, on_step=True, on_epoch=True, batch_size=bsz, sync_dist=True)
+        if not loss.requires_grad:
+            return None
+        if self.hparams.skip_loss_above is not None and float(loss.detach()) > self.hparams.skip_loss_above:
+            return None  # Mesh R-CNN skips exploding losses
+        return loss
+
+    def _refine_loss(self, meshes, feats, P, size, points, normals, logs) -> torch.Tensor:
+        stages = self.net.refiner(meshes, feats, P, size)
+        total = points.new_zeros(())
+        for s, refined in enumerate(stages, start=1):
+            parts = [mesh_loss(v, f, points[b], normals[b], self.hparams.loss_points, self.hparams.w_chamfer,
+                               self.hparams.w_normal, self.hparams.w_edge, self.hparams.w_laplacian)
+                     for b, (v, f) in enumerate(refined)]
+            stage_loss = torch.stack([p[0] for p in parts]).mean()
+            total = total + stage_loss / len(stages)
+            logs[f"train/chamfer_stage{s}"] = torch.stack([p[1]["chamfer"] for p in parts]).mean()
+        logs["train/loss_ref"] = total.detach()
+        return total
+
+    def _template_step(self, batch: dict):
+        img, points, normals, P = batch["image"], batch["points"], batch["normals"], batch["P"]
+        feats, _ = self.net.encoder(img)
+        base = [(self.net.template_verts, self.net.template_faces)] * img.shape[0]
+        logs: dict[str, torch.Tensor] = {}
+        loss = self._refine_loss(base, feats, P, (img.shape[-2], img.shape[-1]), points, normals, logs)
+        logs["train/loss"] = loss.detach()
+        self.log_dict(logs, on_step=True, on_epoch=True, batch_size=img.shape[0], sync_dist=True)
+        return loss
+
+    # ---------------------------------------------------------------------------------------------------- evaluation
+    def _evaluate(self, batch: dict, prefix: str) -> None:
+        img, points, normals, P = batch["image"], batch["points"], batch["normals"], batch["P"]
+        out = self.net(img, P)
+        bsz, n_eval = img.shape[0], self.hparams.eval_points
+        logs: dict[str, float] = {}
+
+        def add(key: str, value: float) -> None:
+            logs[key] = logs.get(key, 0.0) + float(value) / bsz
+
+        if self.hparams.pipeline == "rltri":
+            for b in range(bsz):
+                add("chamfer_vertices", vertex_set_chamfer(out["vertices"][b:b + 1], points[b:b + 1])[0])
+        final = len(out["meshes"]) - 1
+        for s, meshes in enumerate(out["meshes"]):
+            for b, (v, f) in enumerate(meshes):
+                if f.shape[0] == 0:
+                    add(f"chamfer_stage{s}", vertex_set_chamfer(v[None], points[b:b + 1])[0])
+                    continue
+                pts, nrm = ops.sample_points(v, f, n_eval)
+                add(f"chamfer_stage{s}", ops.chamfer_distance(pts[None], points[b:b + 1])[0][0])
+                if s == final:
+                    for protocol in self.hparams.protocols:
+                        tag = "" if protocol == "gt-10" else "p2m_"
+                        res = compare_points(pts, points[b], nrm, normals[b], protocol=protocol)
+                        for k, val in res.items():
+                            if k != "chamfer":
+                                add(f"{tag}{k}", val)
+                        if tag:
+                            add("p2m_chamfer", res["chamfer"])
+        for b, (v, f) in enumerate(out["meshes"][0]):
+            add("euler", ops.euler_characteristic(v, f))
+            add("nonmanifold", ops.nonmanifold_edge_ratio(f) if f.shape[0] else 1.0)
+            add("components", ops.connected_components(f))
+            add("faces", f.shape[0])
+        logs["chamfer"] = logs[f"chamfer_stage{final}"]
+        self.log_dict({f"{prefix}/{k}": torch.tensor(v) for k, v in logs.items()}, on_epoch=True, batch_size=bsz,
+                      sync_dist=True)
+        if prefix == "val" and len(self._media) < self.hparams.max_media:
+            for b in range(min(bsz, self.hparams.max_media - len(self._media))):
+                v, f = out["meshes"][-1][b]
+                self._media.append({"verts": v.detach().cpu(), "faces": f.detach().cpu(),
+                                    "gt": points[b].detach().cpu(), "id": str(batch.get("id", [b] * bsz)[b])})
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def on_validation_epoch_start(self) -> None:
+        self._media = []
+
+    def on_validation_epoch_end(self) -> None:
+        if self._media and (self.current_epoch + 1) % max(self.hparams.media_every_n_epochs, 1) == 0:
+            from zoo.meshrec.media import log_meshes
+
+            log_meshes(self.loggers, self._media, step=self.global_step, tag="val/meshes")
+        self._media = []
+
+    # ---------------------------------------------------------------------------------------------------- optimisers
+    def configure_optimizers(self):
+        """Adam with separate parameter groups: the policy at ``policy_lr`` (3e-4), everything else at ``lr`` (1e-4)."""
+        policy = list(self.net.policy.parameters()) if hasattr(self.net, "policy") else []
+        ids = {id(p) for p in policy}
+        rest = [p for p in self.net.parameters() if id(p) not in ids]
+        groups = [{"params": rest, "lr": self.hparams.lr, "name": "vgn_refiner"}]
+        if policy:
+            groups.append({"params": policy, "lr": self.hparams.policy_lr, "name": "policy"})
+        return torch.optim.Adam(groups, weight_decay=self.hparams.weight_decay)
