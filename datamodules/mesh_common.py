@@ -1,0 +1,93 @@
+"""What the mesh-reconstruction datamodules share: the sample format, a collate that keeps meshes as lists, OBJ
+reading through trimesh and surface sampling. Sample: ``{"image" (C,H,W) in [0,1], "points" (P,3), "normals" (P,3),
+"P" (3,4), "label" long, "id" str}`` plus optional ``"verts"``/``"faces"`` (kept as lists by ``mesh_collate``)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+from torch.utils.data.dataloader import default_collate
+
+MESH_KEYS = ("verts", "faces")
+
+
+def mesh_collate(batch: list[dict]) -> dict:
+    """Default collate for the fixed-size entries; ``verts``/``faces`` (ragged) stay Python lists of tensors."""
+    ragged = {k: [s.pop(k) for s in batch] for k in MESH_KEYS if k in batch[0]}
+    out = default_collate(batch)
+    for s_i, s in enumerate(batch):  # put the popped tensors back: samples may be cached by the dataset
+        for k, v in ragged.items():
+            s[k] = v[s_i]
+    out.update(ragged)
+    return out
+
+
+def mesh_loader(ds: Dataset, batch_size: int, shuffle: bool, num_workers: int, drop_last: bool = False) -> DataLoader:
+    """A loader over mesh samples with ``mesh_collate``."""
+    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers, drop_last=drop_last,
+                      collate_fn=mesh_collate, persistent_workers=num_workers > 0,
+                      pin_memory=torch.cuda.is_available())
+
+
+def load_obj(path: str | Path) -> tuple[Tensor, Tensor]:
+    """Vertices (V,3) float32 and triangle faces (F,3) long of an OBJ (or any trimesh format), scenes merged.
+
+    Raises FileNotFoundError for a missing file and ValueError (naming the file) for one without triangles.
+    """
+    import trimesh
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"mesh file {path} not found")
+    try:
+        mesh = trimesh.load(str(path), force="mesh", process=False, skip_materials=True)
+    except Exception as e:  # noqa: BLE001 - trimesh raises many types for bad files
+        raise ValueError(f"{path}: could not be read as a mesh ({type(e).__name__}: {e})") from e
+    faces = getattr(mesh, "faces", None)
+    if faces is None or len(faces) == 0:
+        raise ValueError(f"{path}: no triangles found (expected an OBJ with 'f' lines)")
+    return torch.tensor(mesh.vertices, dtype=torch.float32), torch.tensor(faces, dtype=torch.long)
+
+
+def surface_samples(verts: Tensor, faces: Tensor, n: int, seed: int | None = None) -> tuple[Tensor, Tensor]:
+    """``n`` area-weighted surface points and normals (seeded when ``seed`` is given, for fixed val/test targets)."""
+    from zoo.meshrec.ops import sample_points
+
+    g = torch.Generator().manual_seed(seed) if seed is not None else None
+    with torch.no_grad():
+        return sample_points(verts, faces, n, generator=g)
+
+
+def stable_seed(text: str) -> int:
+    """A seed from a string that does not change between processes (unlike ``hash``)."""
+    import zlib
+
+    return zlib.crc32(text.encode()) & 0x7FFFFFFF
+
+
+def crop_and_resize(image: Tensor, box: tuple[float, float, float, float], size: tuple[int, int]) -> Tensor:
+    """Crop ``image (C,H,W)`` to ``box = (x0, y0, x1, y1)`` (pixel edges, may leave the image: zeros outside) and
+    resize bilinearly to ``size = (h, w)`` with ``grid_sample`` (pixel centres at half-integers; area pre-shrink)."""
+    x0, y0, x1, y1 = box
+    oh, ow = size
+    k = int(min((x1 - x0) / ow, (y1 - y0) / oh))
+    if k >= 2:  # shrink by an integer factor with area averaging first, so the bilinear resize does not alias
+        image = torch.nn.functional.avg_pool2d(image.unsqueeze(0).float(), k, ceil_mode=True)[0]
+        x0, y0, x1, y1 = x0 / k, y0 / k, x1 / k, y1 / k
+    _, h, w = image.shape
+    xs = x0 + (torch.arange(ow, dtype=torch.float32) + 0.5) * (x1 - x0) / ow  # source coordinates of output centres
+    ys = y0 + (torch.arange(oh, dtype=torch.float32) + 0.5) * (y1 - y0) / oh
+    gy, gx = torch.meshgrid(2 * ys / h - 1, 2 * xs / w - 1, indexing="ij")
+    grid = torch.stack([gx, gy], -1).unsqueeze(0)
+    return torch.nn.functional.grid_sample(image.unsqueeze(0).float(), grid, mode="bilinear", padding_mode="zeros",
+                                           align_corners=False)[0]
+
+
+def crop_matrix(box: tuple[float, float, float, float], size: tuple[int, int]) -> Tensor:
+    """The (3,3) pixel map of ``crop_and_resize``: ``[u', v', 1] = A [u, v, 1]``, to left-multiply a projection P."""
+    x0, y0, x1, y1 = box
+    oh, ow = size
+    sx, sy = ow / (x1 - x0), oh / (y1 - y0)
+    return torch.tensor([[sx, 0.0, -sx * x0], [0.0, sy, -sy * y0], [0.0, 0.0, 1.0]])
