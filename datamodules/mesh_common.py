@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import lightning.pytorch as L
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
@@ -91,3 +92,72 @@ def crop_matrix(box: tuple[float, float, float, float], size: tuple[int, int]) -
     oh, ow = size
     sx, sy = ow / (x1 - x0), oh / (y1 - y0)
     return torch.tensor([[sx, 0.0, -sx * x0], [0.0, sy, -sy * y0], [0.0, 0.0, 1.0]])
+
+
+def read_rgb(path: Path, background: float | None = None) -> Tensor:
+    """An image file as (3,H,W) float in [0,1]. RGBA: alpha dropped (Mesh R-CNN's ``convert("RGB")``) or, with
+    ``background``, composited over that grey level. Raises FileNotFoundError naming the file."""
+    import numpy as np
+    from PIL import Image
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"image {path} not found")
+    with Image.open(path) as im:
+        if background is not None and im.mode in ("RGBA", "LA", "P"):
+            rgba = np.asarray(im.convert("RGBA"), dtype=np.float32) / 255.0
+            rgb = rgba[..., :3] * rgba[..., 3:] + background * (1 - rgba[..., 3:])
+        else:
+            rgb = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)
+
+
+class MeshSplitDataModule(L.LightningDataModule):
+    """Base of the file-backed mesh datamodules: ``setup`` fills ``self.datasets`` (train/val/test) once."""
+
+    datasets: dict[str, Dataset]
+
+    def build(self) -> dict[str, Dataset]:
+        raise NotImplementedError
+
+    def setup(self, stage: str | None = None) -> None:
+        if not hasattr(self, "datasets"):
+            self.datasets = self.build()
+
+    def _loader(self, name: str, shuffle: bool) -> DataLoader:
+        self.setup()
+        return mesh_loader(self.datasets[name], self.hparams.batch_size, shuffle, self.hparams.num_workers)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._loader("test", False)
+
+
+def pick_points(points: Tensor, normals: Tensor, n: int, seed: int | None = None) -> tuple[Tensor, Tensor]:
+    """``n`` of the cached surface samples: a fresh random subset in training (``seed=None``), a fixed one otherwise;
+    drawn with replacement only when fewer than ``n`` are cached."""
+    g = torch.Generator().manual_seed(seed) if seed is not None else None
+    m = points.shape[0]
+    idx = torch.randperm(m, generator=g)[:n] if m >= n else torch.randint(m, (n,), generator=g)
+    return points[idx], normals[idx]
+
+
+class LRUCache(dict):
+    """A small least-recently-inserted cache (per worker process) for per-model surface samples."""
+
+    def __init__(self, size: int = 64) -> None:
+        super().__init__()
+        self.size = size
+
+    def put(self, key, value):
+        if len(self) >= self.size:
+            self.pop(next(iter(self)))
+        self[key] = value
+        return value

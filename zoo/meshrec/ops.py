@@ -20,6 +20,8 @@ Clouds = Tensor | Sequence[Tensor]
 def _nn_sq(x: Tensor, y: Tensor, k: int = 1, chunk: int | None = None) -> Tensor:
     """Indices (N,k) of the k nearest points of ``y`` (M,3) for each point of ``x`` (N,3); no gradient, chunked over x."""
     with torch.no_grad():
+        c = y.mean(0) if y.shape[0] else 0.0  # centring keeps cdist's matmul form accurate far from the origin
+        x, y = x - c, y - c
         n = x.shape[0]
         step = n if not chunk else max(1, chunk // max(1, y.shape[0]))
         out = []
