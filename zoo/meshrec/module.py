@@ -14,7 +14,7 @@ from zoo.meshrec.metrics import compare_points
 from zoo.meshrec.net import IcosphereTemplateNet, RLTriMeshNet, compact_mesh
 from zoo.meshrec.rl import RewardWeights, expected_losses, rloo_loss, triangulation_reward
 from zoo.meshrec.triangulation import bernoulli_entropy, bernoulli_log_prob
-from zoo.meshrec.vgn import repulsion_loss
+from zoo.meshrec.vgn import repulsion_loss, surface_spacing
 
 Stage = Literal["vgn", "policy", "refiner", "joint", "all"]
 STAGES = ("vgn", "policy", "refiner", "joint")
@@ -43,6 +43,7 @@ class RLTriMeshModule(L.LightningModule):
         expected_loss_weight: float = 0.0,
         watertight_weight: float = 1.0,
         vertex_grad_weight: float = 1.0,
+        joint_lr_scale: float = 0.1,
         refine_on: Literal["greedy", "best"] = "greedy",
         loss_points: int = 1000,
         w_chamfer: float = 1.0,
@@ -97,7 +98,7 @@ class RLTriMeshModule(L.LightningModule):
             logp = bernoulli_log_prob(probs, actions)
             loss = rloo_loss(logp, rewards, tris.shape[0], bernoulli_entropy(probs), self.hparams.entropy_beta)
             if self.hparams.expected_loss_weight:
-                e = expected_losses(verts, tris, probs, points)
+                e = expected_losses(verts.detach(), tris, probs, points)  # a surrogate for the policy only
                 loss = loss + self.hparams.expected_loss_weight * (
                     e["p2m"] + e["m2p"] + self.hparams.watertight_weight * e["watertight"])
         best = int(rewards.argmax()) if want_best else 0
@@ -113,6 +114,8 @@ class RLTriMeshModule(L.LightningModule):
         size = (img.shape[-2], img.shape[-1])
         net, bsz = self.net, img.shape[0]
         frozen_encoder = stage in ("policy", "refiner")
+        net.encoder.train(not frozen_encoder)  # frozen stages leave the BatchNorm statistics alone too
+        net.vgn.train(not frozen_encoder)
         with torch.set_grad_enabled(not frozen_encoder):
             feats, code = net.encoder(img)
             verts = net.vgn(code)
@@ -121,7 +124,8 @@ class RLTriMeshModule(L.LightningModule):
         if stage in ("vgn", "joint"):
             l_v = vertex_set_chamfer(verts, points).mean()
             if self.hparams.w_repulsion:
-                l_v = l_v + self.hparams.w_repulsion * repulsion_loss(verts)
+                h = 0.5 * surface_spacing(points, verts.shape[1])
+                l_v = l_v + self.hparams.w_repulsion * repulsion_loss(verts, h)
             loss = loss + l_v
             logs["train/loss_vgn"] = l_v.detach()
         if stage in ("policy", "refiner", "joint"):
@@ -247,6 +251,13 @@ class RLTriMeshModule(L.LightningModule):
 
             log_meshes(self.loggers, self._media, step=self.global_step, tag="val/meshes")
         self._media = []
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        """Joint fine-tuning (stage D) runs at ``joint_lr_scale`` times the stage A-C learning rates."""
+        scale = self.hparams.joint_lr_scale if self.current_stage() == "joint" else 1.0
+        for opt in self.trainer.optimizers if self._trainer is not None else []:
+            for group in opt.param_groups:
+                group["lr"] = group.setdefault("base_lr", group["lr"]) * scale
 
     # ---------------------------------------------------------------------------------------------------- optimisers
     def configure_optimizers(self):

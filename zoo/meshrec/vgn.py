@@ -28,11 +28,17 @@ class VertexGenerationHead(nn.Module):
         return torch.tanh(out) * self.box_scale
 
 
-def repulsion_loss(verts: torch.Tensor, h: float | None = None) -> torch.Tensor:
-    """Optional spreading term ``mean_i max(0, h - ||v_i - v_nn(i)||)``; ``h`` = half the mean NN spacing (spec 3.2)."""
+def surface_spacing(points: torch.Tensor, num_vertices: int) -> torch.Tensor:
+    """Expected nearest-neighbour spacing ``(B, 1)`` of ``num_vertices`` points spread over the surface sampled by
+    ``points (B, P, 3)``: the GT samples' mean NN distance times sqrt(P / N) (spacing ~ density^-1/2 on a surface)."""
+    d = torch.cdist(points, points)
+    d = d + torch.eye(points.shape[-2], device=points.device, dtype=points.dtype) * 1e6
+    return d.min(dim=-1).values.mean(-1, keepdim=True) * (points.shape[-2] / num_vertices) ** 0.5
+
+
+def repulsion_loss(verts: torch.Tensor, h: float | torch.Tensor) -> torch.Tensor:
+    """Optional spreading term ``mean_i max(0, h - ||v_i - v_nn(i)||)`` (spec 3.2: h = half the NN spacing, e.g.
+    ``0.5 * surface_spacing(gt_points, N)``), so the VGN vertices cover the surface instead of clumping."""
     d = torch.cdist(verts, verts)
     d = d + torch.eye(verts.shape[-2], device=verts.device, dtype=verts.dtype) * 1e6
-    nn_dist = d.min(dim=-1).values
-    if h is None:
-        h = 0.5 * nn_dist.detach().mean(dim=-1, keepdim=True)
-    return torch.relu(h - nn_dist).mean()
+    return torch.relu(h - d.min(dim=-1).values).mean()
