@@ -16,7 +16,7 @@ P2M_SCALE = 0.57
 P2M_THRESHOLDS = (math.sqrt(1e-4), math.sqrt(2e-4))
 
 
-def nn_distances(x: Tensor, y: Tensor, chunk: int | None = 20_000_000) -> Tensor:
+def nn_distances(x: Tensor, y: Tensor, chunk: int | None = 4_000_000) -> Tensor:
     """Euclidean distance (N,) from each point of ``x (N,3)`` to its nearest neighbour in ``y (M,3)``."""
     return (x - y[_nn_sq(x, y, 1, chunk)[:, 0]]).norm(dim=-1)
 
@@ -44,28 +44,35 @@ def emd_exact(x: Tensor, y: Tensor) -> float:
     return float(np.sqrt(cost[r, c].mean()))
 
 
-def winding_numbers(verts: Tensor, faces: Tensor, query: Tensor, chunk: int = 4_000_000) -> Tensor:
+def winding_numbers(verts: Tensor, faces: Tensor, query: Tensor, chunk: int = 262_144) -> Tensor:
     """Generalised winding number (Q,) of a triangle mesh at ``query (Q,3)``: sum of signed solid angles / 4pi
-    (Van Oosterom-Strackee); about 1 inside a closed mesh, 0 outside, and graceful for open or soup meshes."""
-    tri = verts[faces].double()  # (F,3,3)
-    out = []
-    step = max(1, chunk // max(1, faces.shape[0]))
-    for s in range(0, query.shape[0], step):
-        p = tri.unsqueeze(0) - query[s:s + step].double()[:, None, None, :]  # (q,F,3,3)
-        a, b, c = p[..., 0, :], p[..., 1, :], p[..., 2, :]
+    (Van Oosterom-Strackee), in float32, ``chunk`` query-face pairs at a time; about 1 inside a closed outward-wound
+    mesh, 0 outside, and graceful for open or soup meshes. Queries outside the mesh's bounding box get 0."""
+    tri = verts.detach().float()[faces]  # (F,3,3)
+    a0, b0, c0 = tri[:, 0], tri[:, 1], tri[:, 2]
+    out = torch.zeros(query.shape[0], device=query.device)
+    if faces.shape[0] == 0:
+        return out
+    lo, hi = verts.detach().min(0).values, verts.detach().max(0).values
+    idx = torch.nonzero(((query >= lo) & (query <= hi)).all(-1)).squeeze(-1)
+    step = max(1, chunk // faces.shape[0])
+    for s in range(0, idx.numel(), step):
+        i = idx[s:s + step]
+        p = query[i].float()[:, None, :]
+        a, b, c = a0 - p, b0 - p, c0 - p
         la, lb, lc = a.norm(dim=-1), b.norm(dim=-1), c.norm(dim=-1)
         num = (a * torch.cross(b, c, dim=-1)).sum(-1)
         den = la * lb * lc + (a * b).sum(-1) * lc + (a * c).sum(-1) * lb + (b * c).sum(-1) * la
-        out.append((2 * torch.atan2(num, den)).sum(-1) / (4 * math.pi))
-    return torch.cat(out)
+        out[i] = torch.atan2(num, den).sum(-1) / (2 * math.pi)
+    return out
 
 
 def voxelize(verts: Tensor, faces: Tensor, lo: Tensor, pitch: float, resolution: int) -> Tensor:
     """Occupancy (R,R,R) bool of the cells whose centres have |winding number| > 0.5 (a filled voxelisation)."""
     ax = lo.double().unsqueeze(0) + (torch.arange(resolution, dtype=torch.float64).unsqueeze(1) + 0.5) * pitch
     g = torch.stack(torch.meshgrid(ax[:, 0], ax[:, 1], ax[:, 2], indexing="ij"), -1).reshape(-1, 3)
-    return (winding_numbers(verts.detach().cpu(), faces.cpu(), g).abs() > 0.5).reshape(resolution, resolution,
-                                                                                       resolution)
+    return (winding_numbers(verts.detach().cpu(), faces.cpu(), g.float()).abs() > 0.5).reshape(resolution, resolution,
+                                                                                               resolution)
 
 
 def voxel_iou(mesh_a: tuple[Tensor, Tensor], mesh_b: tuple[Tensor, Tensor], resolution: int = 32) -> float:

@@ -58,7 +58,7 @@ def _as_list(c: Clouds | None) -> list[Tensor] | None:
 
 
 def chamfer_distance(x: Clouds, y: Clouds, x_normals: Clouds | None = None, y_normals: Clouds | None = None,
-                     chunk: int | None = 20_000_000) -> tuple[Tensor, Tensor | None]:
+                     chunk: int | None = 4_000_000) -> tuple[Tensor, Tensor | None]:
     """Chamfer distance per cloud pair, pytorch3d's convention: squared L2, mean over each cloud, sum of directions.
 
     Returns ``cd (B,)`` and, when both normals are given, ``normal_dist (B,)`` = mean over NN pairs of ``1-|cos|``,
