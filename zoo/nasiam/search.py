@@ -152,13 +152,13 @@ def weight_heatmap(history: list[dict[str, list[list[float]]]], primitives: Sequ
     layers = [(name, i) for name, w in history[-1].items() for i in range(len(w))]
     fig = Figure(figsize=(2.2 * len(layers) + 1, 2.6))
     axes = fig.subplots(1, len(layers), squeeze=False)[0]
-    for ax, (name, i) in zip(axes, layers):
+    for j, (ax, (name, i)) in enumerate(zip(axes, layers)):
         data = np.array([h[name][i] for h in history]).T
         im = ax.imshow(data, aspect="auto", cmap="viridis", vmin=0.0, vmax=max(0.3, float(data.max())))
         ax.set_title(f"{name[:4]} l{i}", fontsize=7)
         ax.set_xlabel("epoch", fontsize=6)
         ax.set_yticks(range(len(primitives)))
-        ax.set_yticklabels([p.replace("linear_", "") for p in primitives] if i == 0 else [], fontsize=6)
+        ax.set_yticklabels([p.replace("linear_", "") for p in primitives] if j == 0 else [], fontsize=6)
         ax.tick_params(labelsize=6)
     fig.colorbar(im, ax=list(axes), fraction=0.02)
     return fig
