@@ -16,11 +16,16 @@ IMG_EXTENSIONS = (".jpeg", ".jpg", ".png")
 
 
 class ImageNetDataModule(pl.LightningDataModule):
-    """ILSVRC2012 train/val folders; train: RandomResizedCrop + flip (+ colour jitter), val: resize 256, centre crop."""
+    """ILSVRC2012 train/val folders; train: RandomResizedCrop + flip (+ colour jitter), val: resize 256, centre crop.
+
+    ``plain_train=True`` only resizes and centre-crops training images to ``resize_size`` (fixed-size batches for
+    augmentation on the accelerator, e.g. self-supervised two-view pipelines); ``subset_fraction`` keeps the first
+    fraction of the (sorted) training images, as NASiam's search on the first quarter of ImageNet.
+    """
 
     def __init__(self, data_dir: str = "data/imagenet", batch_size: int = 128, num_workers: int = 8,
                  image_size: int = 224, resize_size: int = 256, color_jitter: float = 0.4,
-                 download: bool = False) -> None:
+                 download: bool = False, plain_train: bool = False, subset_fraction: float = 1.0) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.data_dir = Path(data_dir)
@@ -58,6 +63,8 @@ class ImageNetDataModule(pl.LightningDataModule):
         hp = self.hparams
         jitter = [T.ColorJitter(hp.color_jitter, hp.color_jitter, hp.color_jitter, 0.2)] if hp.color_jitter > 0 else []
         train_tf = T.Compose([T.RandomResizedCrop(hp.image_size), T.RandomHorizontalFlip(), *jitter, T.ToTensor()])
+        if hp.get("plain_train", False):
+            train_tf = T.Compose([T.Resize(hp.resize_size), T.CenterCrop(hp.resize_size), T.ToTensor()])
         val_tf = T.Compose([T.Resize(hp.resize_size), T.CenterCrop(hp.image_size), T.ToTensor()])
         train = datasets.ImageFolder(str(self.data_dir / "train"), transform=train_tf)
         val = datasets.ImageFolder(str(self.data_dir / "val"), transform=val_tf)
@@ -65,6 +72,13 @@ class ImageNetDataModule(pl.LightningDataModule):
             missing = sorted(set(train.classes) ^ set(val.classes))[:5]
             raise ValueError(f"train and val class folders differ in {self.data_dir} (e.g. {missing})")
         self.classes = train.classes
+        fraction = hp.get("subset_fraction", 1.0)
+        if not 0.0 < fraction <= 1.0:
+            raise ValueError(f"subset_fraction must be in (0, 1], got {fraction}")
+        if fraction < 1.0:
+            from torch.utils.data import Subset
+
+            train = Subset(train, list(range(max(1, int(len(train) * fraction)))))
         self.datasets = {"train": train, "val": val, "test": val}
 
     def _loader(self, name: str, shuffle: bool) -> DataLoader:

@@ -92,3 +92,32 @@ def test_two_step_zoo_fit_search_then_pretrain_with_media_and_checkpoints(tmp_pa
     knn = [r["val/knn_acc"] for r in rows if "val/knn_acc" in r]
     tested = [r["test/knn_acc"] for r in rows if "test/knn_acc" in r]
     assert len(knn) == 2 and len(tested) == 1 and 0.1 < tested[0] <= 1.0
+
+
+def test_cifar_files_to_two_kornia_views_with_a_resnet18_moco(tmp_path, monkeypatch):
+    """CIFAR10DataModule overrides on_after_batch_transfer, so Lightning skips the module's: the views are then
+    made in training_step (still on the accelerator)."""
+    from datamodules.cifar import CIFAR10DataModule
+
+    data = CIFAR10DataModule(str(_cifar10_files(tmp_path)), batch_size=8, num_workers=0, val_size=0, augment=False)
+    module = NASiamModule(framework="moco", backbone="resnet18", dim=32, queue_size=64, head="moco_cifar10_resnet18",
+                          augment="cifar", lr=0.06)
+    seen = []
+    original = module.make_views
+    monkeypatch.setattr(module, "make_views", lambda x: (seen.append(tuple(x.shape)), original(x))[1])
+    _fit(module, data, batches=2, default_root_dir=tmp_path)
+    assert seen == [(8, 3, 32, 32)] * 2 and int(module.net.queue_ptr) == 2 * 2 * 8
+
+
+def _cifar10_files(root: Path) -> Path:
+    """data_batch_1..5 and test_batch in the python-pickle layout of CIFAR-10 (4 images each)."""
+    import pickle
+
+    import numpy as np
+
+    rng, folder = np.random.default_rng(0), root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    for name in [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"]:
+        obj = {b"labels": rng.integers(0, 10, 4).tolist(), b"data": rng.integers(0, 256, (4, 3072), dtype=np.uint8)}
+        (folder / name).write_bytes(pickle.dumps(obj))
+    return folder
