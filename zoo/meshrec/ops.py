@@ -26,8 +26,8 @@ def _nn_sq(x: Tensor, y: Tensor, k: int = 1, chunk: int | None = None) -> Tensor
         step = n if not chunk else max(1, chunk // max(1, y.shape[0]))
         out = []
         for s in range(0, n, step):
-            d = torch.cdist(x[s:s + step], y).pow(2)
-            out.append(d.topk(k, dim=1, largest=False).indices)
+            d = torch.cdist(x[s:s + step], y)  # distances: same order as squared ones
+            out.append(d.min(1).indices.unsqueeze(1) if k == 1 else d.topk(k, dim=1, largest=False).indices)
         return torch.cat(out) if out else torch.zeros(0, k, dtype=torch.long, device=x.device)
 
 
@@ -146,18 +146,28 @@ def _face_edges(faces: Tensor) -> Tensor:
     return torch.stack([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]], dim=1).reshape(-1, 2)
 
 
+def _unique_edges(faces: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Unique undirected edges (E,2), the edge of each of the 3F face edges (3F,), and face counts (E,).
+
+    Edges are encoded as one integer ``a * V + b`` (a < b): 1-D ``unique`` is ~20x faster than ``unique(dim=0)``."""
+    e = _face_edges(faces).sort(dim=1).values
+    n = int(faces.max()) + 1
+    keys, inv, counts = torch.unique(e[:, 0] * n + e[:, 1], return_inverse=True, return_counts=True)
+    return torch.stack([keys // n, keys % n], 1), inv, counts
+
+
 def unique_edges(faces: Tensor) -> Tensor:
     """Undirected edges (E,2) of a triangle list, each as a sorted pair, lexicographically sorted."""
     if faces.shape[0] == 0:
         return faces.new_zeros(0, 2)
-    return torch.unique(_face_edges(faces).sort(dim=1).values, dim=0)
+    return _unique_edges(faces)[0]
 
 
 def edge_face_counts(faces: Tensor) -> tuple[Tensor, Tensor]:
     """Undirected edges (E,2) and how many faces share each (E,): 2 in a closed manifold, 1 on a boundary."""
     if faces.shape[0] == 0:
         return faces.new_zeros(0, 2), faces.new_zeros(0)
-    e, c = torch.unique(_face_edges(faces).sort(dim=1).values, dim=0, return_counts=True)
+    e, _, c = _unique_edges(faces)
     return e, c
 
 
@@ -199,9 +209,8 @@ def normal_consistency_loss(verts: Tensor, faces: Tensor) -> Tensor:
     """
     if faces.shape[0] == 0:
         return verts.sum() * 0.0
-    fe = _face_edges(faces)  # (3F,2): edge k of face f is fe[3f+k]; its opposite vertex is faces[f, (k+2)%3]
-    opp = faces[:, [2, 0, 1]].reshape(-1)
-    key, inv, counts = torch.unique(fe.sort(dim=1).values, dim=0, return_inverse=True, return_counts=True)
+    opp = faces[:, [2, 0, 1]].reshape(-1)  # face edge 3f+k (k: (0,1), (1,2), (2,0)) is opposite faces[f, (k+2)%3]
+    key, inv, counts = _unique_edges(faces)
     order = torch.argsort(inv, stable=True)
     start = torch.cumsum(counts, 0) - counts
     pairs_a, pairs_b = [], []
@@ -230,8 +239,7 @@ def subdivide(verts: Tensor, faces: Tensor, feats: Tensor | None = None) -> tupl
     if faces.shape[0] == 0:
         return verts, faces, feats
     v = verts.shape[0]
-    fe = _face_edges(faces).sort(dim=1).values
-    edges, inv = torch.unique(fe, dim=0, return_inverse=True)
+    edges, inv, _ = _unique_edges(faces)
     mid = v + inv.view(-1, 3)  # new vertex of edges (0,1), (1,2), (2,0) of each face
     a, b, c = faces[:, 0], faces[:, 1], faces[:, 2]
     ab, bc, ca = mid[:, 0], mid[:, 1], mid[:, 2]
