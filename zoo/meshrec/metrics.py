@@ -16,7 +16,7 @@ P2M_SCALE = 0.57
 P2M_THRESHOLDS = (math.sqrt(1e-4), math.sqrt(2e-4))
 
 
-def nn_distances(x: Tensor, y: Tensor, chunk: int | None = 4_000_000) -> Tensor:
+def nn_distances(x: Tensor, y: Tensor, chunk: int | str | None = "auto") -> Tensor:
     """Euclidean distance (N,) from each point of ``x (N,3)`` to its nearest neighbour in ``y (M,3)``."""
     return (x - y[_nn_sq(x, y, 1, chunk)[:, 0]]).norm(dim=-1)
 
