@@ -161,3 +161,25 @@ class LRUCache(dict):
             self.pop(next(iter(self)))
         self[key] = value
         return value
+
+
+def obj_surface(obj: Path, n: int, cache_dir: str | Path | None = None, key: str | None = None) -> tuple[Tensor, Tensor]:
+    """``n`` surface samples (points, normals) of an OBJ, seeded by ``key``; with ``cache_dir`` they are written once
+    to ``<cache_dir>/<key>.pt`` (atomic rename, safe with several workers) and read back afterwards, so the OBJ is
+    parsed once per model instead of once per worker and epoch."""
+    import os
+
+    key = key or str(obj)
+    if cache_dir is not None:
+        path = Path(cache_dir) / f"{key.replace('/', '__')}-{n}.pt"
+        if path.is_file():
+            d = torch.load(path, map_location="cpu", weights_only=True)
+            return d["points"], d["normals"]
+    v, f = load_obj(obj)
+    pts, nrm = surface_samples(v, f, n, seed=stable_seed(key))
+    if cache_dir is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        torch.save({"points": pts, "normals": nrm}, tmp)
+        os.replace(tmp, path)
+    return pts, nrm

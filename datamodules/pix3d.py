@@ -17,7 +17,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from datamodules.mesh_common import (LRUCache, MeshSplitDataModule, crop_and_resize, crop_matrix, load_obj,
-                                     pick_points, read_rgb, stable_seed, surface_samples)
+                                     obj_surface, pick_points, read_rgb, stable_seed)
 
 PIX3D_CATEGORIES = ("bed", "bookcase", "chair", "desk", "misc", "sofa", "table", "tool", "wardrobe")
 PIX3D_TO_OURS = torch.diag(torch.tensor([-1.0, -1.0, 1.0]))
@@ -93,21 +93,20 @@ class Pix3DObjects(Dataset):
 
     def __init__(self, root: Path, records: list[dict], categories: list[str], num_points: int, image_size: int,
                  train: bool, square_crop: bool = True, box_padding: float = 0.0, mask_background: bool = False,
-                 return_mesh: bool = False, cache_points: int = 20000) -> None:
+                 return_mesh: bool = False, cache_points: int = 10000, cache_dir: str | None = None) -> None:
         self.root, self.records, self.train = root, records, train
         self.label = {c: i for i, c in enumerate(categories)}
         self.num_points, self.size = num_points, image_size
         self.square, self.padding, self.mask_bg, self.return_mesh = square_crop, box_padding, mask_background, return_mesh
-        self.cache_points = max(cache_points, num_points)
-        self._samples = LRUCache(128)
+        self.cache_points, self.cache_dir = max(cache_points, num_points), cache_dir
+        self._samples = LRUCache(400)  # Pix3D has 395 models
 
     def __len__(self) -> int:
         return len(self.records)
 
     def _surface(self, model: str) -> tuple[Tensor, Tensor]:
         if model not in self._samples:
-            v, f = load_obj(self.root / model)
-            self._samples.put(model, surface_samples(v, f, self.cache_points, seed=stable_seed(model)))
+            self._samples.put(model, obj_surface(self.root / model, self.cache_points, self.cache_dir, model))
         return self._samples[model]
 
     def frame(self, r: dict, image_hw: tuple[int, int]) -> tuple[Tensor, Tensor, tuple[float, ...]]:
@@ -146,14 +145,15 @@ class Pix3DDataModule(MeshSplitDataModule):
     ``split_json``: Mesh R-CNN's split, as a prefix (``"pix3d_s1"`` -> ``pix3d_s1_train.json`` and
     ``pix3d_s1_test.json`` under ``data_dir``) or the path of a ``*_train.json``; ``None`` splits ``pix3d.json``
     by a seeded random draw of images (``test_fraction``). Validation: ``val_fraction`` of training, or the test split.
+    ``samples_cache_dir`` keeps the models' surface samples on disk (each OBJ parsed once).
     """
 
     def __init__(self, data_dir: str = "data/pix3d", split_json: str | None = "pix3d_s1",
                  categories: list[str] | None = None, image_size: int = 224, num_points: int = 5000,
                  square_crop: bool = True, box_padding: float = 0.0, mask_background: bool = False,
                  skip_truncated_occluded: bool = False, test_fraction: float = 0.25, val_fraction: float = 0.0,
-                 seed: int = 0, return_mesh: bool = False, batch_size: int = 32, num_workers: int = 0,
-                 download: bool = False) -> None:
+                 seed: int = 0, return_mesh: bool = False, samples_cache_dir: str | None = None,
+                 batch_size: int = 32, num_workers: int = 0, download: bool = False) -> None:
         super().__init__()
         self.save_hyperparameters()
         unknown = sorted(set(categories or []) - set(PIX3D_CATEGORIES))
@@ -201,7 +201,7 @@ class Pix3DDataModule(MeshSplitDataModule):
                                     "automatically (pix3d.csail.mit.edu; splits from Mesh R-CNN's datasets/pix3d)")
         kw = dict(root=root, categories=self.categories, num_points=h.num_points, image_size=h.image_size,
                   square_crop=h.square_crop, box_padding=h.box_padding, mask_background=h.mask_background,
-                  return_mesh=h.return_mesh)
+                  return_mesh=h.return_mesh, cache_dir=h.samples_cache_dir)
         return {k: Pix3DObjects(records=v, train=k == "train", **kw) for k, v in self._records(root).items()}
 
 

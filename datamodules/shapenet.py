@@ -23,7 +23,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from datamodules.mesh_common import (LRUCache, MeshSplitDataModule, crop_and_resize, crop_matrix, load_obj,
-                                     pick_points, read_rgb, stable_seed, surface_samples)
+                                     obj_surface, pick_points, read_rgb, stable_seed)
 
 R2N2_SYNSETS = {"02691156": "airplane", "02828884": "bench", "02933112": "cabinet", "02958343": "car",
                 "03001627": "chair", "03211117": "display", "03636649": "lamp", "03691459": "speaker",
@@ -82,11 +82,11 @@ class ShapeNetViews(Dataset):
 
     def __init__(self, root: Path, layout: str, items: list[tuple[str, str, int]], synsets: list[str],
                  num_points: int, image_size: int, train: bool, return_mesh: bool = False,
-                 background: float | None = None, cache_points: int = 20000) -> None:
+                 background: float | None = None, cache_points: int = 20000, cache_dir: str | None = None) -> None:
         self.root, self.layout, self.items, self.train = root, layout, items, train
         self.label = {s: i for i, s in enumerate(synsets)}
         self.num_points, self.size, self.return_mesh, self.background = num_points, image_size, return_mesh, background
-        self.cache_points = max(cache_points, num_points)
+        self.cache_points, self.cache_dir = max(cache_points, num_points), cache_dir
         self._meta: dict[tuple[str, str], dict] = {}
         self._samples = LRUCache(64)
 
@@ -138,8 +138,8 @@ class ShapeNetViews(Dataset):
         if key in self._samples:
             return self._samples[key]
         if self.layout == "r2n2":
-            v, f = self._mesh(sid, mid)
-            return self._samples.put(key, surface_samples(v, f, self.cache_points, seed=stable_seed(f"{sid}/{mid}")))
+            obj = self.root / "ShapeNetCore.v1" / sid / mid / "model.obj"
+            return self._samples.put(key, obj_surface(obj, self.cache_points, self.cache_dir, f"{sid}/{mid}"))
         f = self._model_dir(sid, mid) / "samples.pt"
         if not f.is_file():
             raise FileNotFoundError(f"{f} not found (expected the layout {LAYOUT_HELP['meshrcnn']})")
@@ -173,6 +173,7 @@ class ShapeNetViews(Dataset):
 class ShapeNetR2N2DataModule(MeshSplitDataModule):
     """ShapeNet (13 R2N2 classes) renderings + meshes for the mesh-reconstruction paper, R2N2 or Mesh R-CNN layout.
 
+    ``samples_cache_dir`` keeps the R2N2 layout's OBJ surface samples on disk (parsed once per model).
     ``splits_json`` (Mesh R-CNN's ``{"train"|"val"|"test": {synset: {model: [views]}}}``, relative to ``data_dir`` or
     absolute) selects the images; without it models are split by sorted id per synset (``split_fractions``).
     """
@@ -181,7 +182,8 @@ class ShapeNetR2N2DataModule(MeshSplitDataModule):
                  views: list[int] | None = None, splits_json: str | None = None,
                  split_fractions: tuple[float, float, float] = (0.75, 0.05, 0.2), num_points: int = 5000,
                  image_size: int = 137, background: float | None = None, return_mesh: bool = False,
-                 batch_size: int = 32, num_workers: int = 0, download: bool = False) -> None:
+                 samples_cache_dir: str | None = None, batch_size: int = 32, num_workers: int = 0,
+                 download: bool = False) -> None:
         super().__init__()
         if layout not in LAYOUT_HELP:
             raise ValueError(f"layout must be one of {sorted(LAYOUT_HELP)}, got {layout!r}")
@@ -266,5 +268,6 @@ class ShapeNetR2N2DataModule(MeshSplitDataModule):
             warnings.warn("ShapeNet: the validation split is empty; validating on the test split", stacklevel=2)
             items["val"] = items["test"]
         kw = dict(root=root, layout=h.layout, synsets=self.synsets, num_points=h.num_points,
-                  image_size=h.image_size, return_mesh=h.return_mesh, background=h.background)
+                  image_size=h.image_size, return_mesh=h.return_mesh, background=h.background,
+                  cache_dir=h.samples_cache_dir)
         return {name: ShapeNetViews(items=it, train=name == "train", **kw) for name, it in items.items()}

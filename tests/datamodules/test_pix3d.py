@@ -123,3 +123,21 @@ def test_options_and_errors(tmp_path):
     (tmp_path / "pix3d_s1_test.json").write_text("[1, 2")
     with pytest.raises(ValueError, match="pix3d_s1_test.json: not valid JSON"):
         Pix3DDataModule(str(tmp_path)).setup()
+
+
+def test_samples_cache_dir_parses_each_obj_once(tmp_path):
+    root, cache = tmp_path / "pix3d", tmp_path / "cache"
+    root.mkdir()
+    _write_pix3d(root)
+    kw = dict(split_json="pix3d_s1", image_size=32, num_points=100, samples_cache_dir=str(cache))
+    dm = Pix3DDataModule(str(root), **kw)
+    dm.setup()
+    first = dm.datasets["test"][0]
+    assert len(list(cache.glob("*.pt"))) == 1  # test split: images 4 and 5 (chair, table); one model read so far
+    for p in MODELS.values():
+        (root / p).write_text("not an obj")  # from now on only the cache can serve the chair's samples
+    dm2 = Pix3DDataModule(str(root), **kw)
+    dm2.setup()
+    assert torch.equal(dm2.datasets["test"][0]["points"], first["points"])
+    with pytest.raises(ValueError, match="model.obj"):
+        dm2.datasets["test"][1]  # the table was never cached: its (now broken) OBJ is parsed and rejected
