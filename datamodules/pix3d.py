@@ -196,6 +196,9 @@ class Pix3DDataModule(MeshSplitDataModule):
     def build(self) -> dict[str, Dataset]:
         h = self.hparams
         root = Path(h.data_dir)
+        if h.download:
+            raise FileNotFoundError(f"Pix3D is not downloaded automatically: get it from pix3d.csail.mit.edu (and the "
+                                    f"S1/S2 splits from Mesh R-CNN's datasets/pix3d); expected {LAYOUT_HELP}")
         if not root.is_dir():
             raise FileNotFoundError(f"{root} not found: expected {LAYOUT_HELP}; Pix3D cannot be downloaded "
                                     "automatically (pix3d.csail.mit.edu; splits from Mesh R-CNN's datasets/pix3d)")

@@ -262,6 +262,10 @@ class ShapeNetR2N2DataModule(MeshSplitDataModule):
     def build(self) -> dict[str, Dataset]:
         h = self.hparams
         root = Path(h.data_dir)
+        if h.download:
+            raise FileNotFoundError("ShapeNet cannot be downloaded automatically (licence): get the R2N2 renderings "
+                                    "(cvgl.stanford.edu/3d-r2n2) and ShapeNetCore v1 (shapenet.org) and lay them out "
+                                    f"as {LAYOUT_HELP[h.layout]}")
         self._models(root)  # clear error for a missing root or synsets
         items = self._split_items(root)
         if not items["val"]:

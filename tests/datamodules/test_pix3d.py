@@ -115,6 +115,8 @@ def test_options_and_errors(tmp_path):
         Pix3DDataModule(str(tmp_path), split_json="pix3d_s2").setup()
     with pytest.raises(FileNotFoundError, match="pix3d.csail.mit.edu"):
         Pix3DDataModule(str(tmp_path / "missing")).setup()
+    with pytest.raises(FileNotFoundError, match="not downloaded automatically"):
+        Pix3DDataModule(str(tmp_path), download=True).setup()
     recs = json.loads((tmp_path / "pix3d.json").read_text())
     del recs[2]["rot_mat"]
     (tmp_path / "pix3d.json").write_text(json.dumps(recs))

@@ -158,6 +158,8 @@ def test_errors_name_the_file_and_expected_format(tmp_path):
         ShapeNetR2N2DataModule(str(tmp_path / "none"), "r2n2").setup()
     with pytest.raises(ValueError, match="layout"):
         ShapeNetR2N2DataModule(str(tmp_path), "obj")
+    with pytest.raises(FileNotFoundError, match="cannot be downloaded automatically"):
+        ShapeNetR2N2DataModule(str(tmp_path), "meshrcnn", download=True).setup()
     _write_r2n2(tmp_path)
     meta = tmp_path / "ShapeNetRendering/02691156/model0/rendering/rendering_metadata.txt"
     meta.write_text("30 20 0 0.8 25\n10 20 oops 0.8 25\n")
