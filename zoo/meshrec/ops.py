@@ -359,8 +359,8 @@ def connected_components(faces: Tensor) -> int:
         parent = lab
 
 
-_METRICS = ("f1_score", "emd_exact", "voxel_iou", "normalize_scale", "eval_protocol_scale", "compare_points",
-            "winding_numbers", "nn_distances")
+_METRICS = ("f1_score", "emd_exact", "emd_sinkhorn", "voxel_iou", "normalize_scale", "eval_protocol_scale",
+            "compare_points", "winding_numbers", "nn_distances")
 
 
 def __getattr__(name: str):

@@ -41,6 +41,16 @@ def test_emd_matches_brute_force_permutations():
         metrics.emd_exact(x, y[:5])
 
 
+def test_sinkhorn_emd_approximates_the_exact_one_and_has_gradients():
+    torch.manual_seed(2)
+    x, y = torch.randn(32, 3, dtype=torch.float64, requires_grad=True), torch.randn(32, 3, dtype=torch.float64)
+    approx = metrics.emd_sinkhorn(x, y)
+    assert float(approx) == pytest.approx(metrics.emd_exact(x.detach(), y), rel=0.05)
+    approx.backward()
+    assert x.grad is not None and float(x.grad.abs().sum()) > 0
+    assert float(metrics.emd_sinkhorn(y, y)) < 0.05 * float(approx)
+
+
 def test_voxel_iou_identical_and_offset_cubes():
     a = _cube()
     assert metrics.voxel_iou(a, a, resolution=16) == 1.0
