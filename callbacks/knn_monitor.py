@@ -36,6 +36,14 @@ def feature_fn(module: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor
     raise ValueError(f"{type(module).__name__} exposes neither forward_features(x) nor a backbone")
 
 
+def embedding_fn(module: torch.nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The projector output (``embed`` of the module or of its ``net``), what the SimSiam/MoCo code's monitor reads."""
+    for owner in (module, getattr(module, "net", None)):
+        if owner is not None and hasattr(owner, "embed"):
+            return owner.embed
+    raise ValueError(f"{type(module).__name__} has no embed(x) (nor net.embed) for features='embedding'")
+
+
 def _loaders(loader: Any) -> list[Iterable]:
     """The plain loaders inside a (possibly combined) loader: a search's weight/alpha halves are both bank data."""
     iterables = getattr(loader, "iterables", None)
@@ -64,18 +72,26 @@ def extract(fn: Callable[[torch.Tensor], torch.Tensor], loader: Any, device: tor
 class KNNMonitor(pl.Callback):
     """Log ``<stage>/knn_acc`` (top-1 of a weighted k-NN on frozen features) at each validation and test end.
 
-    ``every_n_epochs`` skips validations; ``max_bank_batches`` caps the bank (None = the whole training set).
+    ``features``: ``backbone`` (``<stage>/knn_acc``), ``embedding`` (the projector output, ``<stage>/knn_acc_embedding``)
+    or ``both``. ``every_n_epochs`` skips validations; ``max_bank_batches`` caps the bank (None = the whole train set).
     """
 
     def __init__(self, k: int = 200, weighting: str = "cosine", temperature: float = 0.1, every_n_epochs: int = 1,
-                 max_bank_batches: int | None = None, num_classes: int | None = None) -> None:
+                 max_bank_batches: int | None = None, num_classes: int | None = None, features: str = "backbone") -> None:
         super().__init__()
         if k < 1 or every_n_epochs < 1:
             raise ValueError(f"k and every_n_epochs must be >= 1, got {k}, {every_n_epochs}")
+        if features not in ("backbone", "embedding", "both"):
+            raise ValueError(f"features must be backbone, embedding or both, got {features!r}")
+        self.kinds = {"backbone": ["backbone"], "embedding": ["embedding"], "both": ["backbone", "embedding"]}[features]
         self.k, self.weighting, self.temperature = k, weighting, temperature
         self.every_n_epochs, self.max_bank_batches, self.num_classes = every_n_epochs, max_bank_batches, num_classes
-        self._query: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._query: list[tuple[dict[str, torch.Tensor], torch.Tensor]] = []
         self.history: list[tuple[int, float]] = []
+
+    def _fns(self, pl_module: pl.LightningModule) -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
+        makers = {"backbone": feature_fn, "embedding": embedding_fn}
+        return {kind: makers[kind](pl_module) for kind in self.kinds}
 
     def _active(self, trainer: pl.Trainer, stage: str) -> bool:
         return stage == "test" or (trainer.current_epoch + 1) % self.every_n_epochs == 0 or trainer.sanity_checking
@@ -83,7 +99,8 @@ class KNNMonitor(pl.Callback):
     def _collect(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, stage: str) -> None:
         if self._active(trainer, stage):
             with torch.no_grad():
-                self._query.append((feature_fn(pl_module)(batch[0]).float(), batch[1]))
+                feats = {kind: fn(batch[0]).float() for kind, fn in self._fns(pl_module).items()}
+            self._query.append((feats, batch[1]))
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         self._collect(trainer, pl_module, batch, "val")
@@ -112,17 +129,17 @@ class KNNMonitor(pl.Callback):
         dm = trainer.datamodule
         if dm is None:
             raise ValueError("KNNMonitor needs a datamodule whose train_dataloader() gives labelled (x, y) batches")
-        bank, bank_y = extract(feature_fn(pl_module), dm.train_dataloader(), pl_module.device, self.max_bank_batches)
+        for kind, fn in self._fns(pl_module).items():
+            bank, bank_y = extract(fn, dm.train_dataloader(), pl_module.device, self.max_bank_batches)
+            qx = torch.cat([q[kind] for q, _ in query])
+            qy = torch.cat([y for _, y in query]).to(qx.device)
+            scores = knn_predict(qx, bank, bank_y, self._num_classes(trainer, torch.cat([bank_y, qy])), self.k,
+                                 self.weighting, self.temperature)
+            correct = trainer.strategy.reduce((scores.argmax(1) == qy).float().sum(), reduce_op="sum")
+            total = trainer.strategy.reduce(torch.tensor(float(len(qy)), device=qx.device), reduce_op="sum")
+            acc = float(correct / total)
+            if kind == "backbone" and stage == "val" and not trainer.sanity_checking:
+                self.history.append((trainer.current_epoch, acc))
+            name = f"{stage}/knn_acc" + ("" if kind == "backbone" else "_embedding")
+            pl_module.log(name, acc, on_step=False, on_epoch=True, sync_dist=False)
         pl_module.train(was_training)
-        qx = torch.cat([q for q, _ in query])
-        qy = torch.cat([y for _, y in query]).to(qx.device)
-        scores = knn_predict(qx, bank, bank_y, self._num_classes(trainer, torch.cat([bank_y, qy])), self.k,
-                             self.weighting, self.temperature)
-        correct = (scores.argmax(1) == qy).float().sum()
-        total = torch.tensor(float(len(qy)), device=qx.device)
-        correct = trainer.strategy.reduce(correct, reduce_op="sum")
-        total = trainer.strategy.reduce(total, reduce_op="sum")
-        acc = float(correct / total)
-        if stage == "val" and not trainer.sanity_checking:
-            self.history.append((trainer.current_epoch, acc))
-        pl_module.log(f"{stage}/knn_acc", acc, on_step=False, on_epoch=True, sync_dist=False)

@@ -94,3 +94,19 @@ def test_feature_fn_and_extract_read_combined_loaders():
         feature_fn(nn.Linear(2, 2))
     with pytest.raises(ValueError):
         KNNMonitor(k=0)
+
+
+def test_embedding_features_are_monitored_too(tmp_path):
+    class _Embedding(_Backboned):
+        def embed(self, x):
+            return -x  # cosine neighbours of -x are those of x: the same accuracy
+
+    mon = KNNMonitor(k=20, features="both")
+    trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=tmp_path,
+                         callbacks=[mon], limit_train_batches=1)
+    trainer.fit(_Embedding(True), _Data())
+    m = trainer.callback_metrics
+    assert float(m["val/knn_acc_embedding"]) == float(m["val/knn_acc"]) > 0.95
+    with pytest.raises(ValueError, match="features"):
+        KNNMonitor(features="projector")
