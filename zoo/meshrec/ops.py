@@ -194,15 +194,40 @@ def neighbour_mean(verts: Tensor, edges: Tensor) -> tuple[Tensor, Tensor]:
     return s / deg.clamp(min=1).unsqueeze(-1), deg
 
 
-def laplacian_loss(verts: Tensor, faces: Tensor) -> Tensor:
-    """Uniform Laplacian smoothing, pytorch3d's ``mesh_laplacian_smoothing(method="uniform")``:
-    ``mean_i ||v_i - mean_{j in N(i)} v_j||`` over the vertices used by faces (pytorch3d also counts unused ones)."""
-    e = unique_edges(faces)
-    if e.shape[0] == 0:
+def laplacian_vectors(verts: Tensor, faces: Tensor, method: str = "uniform") -> tuple[Tensor, Tensor]:
+    """``v_i - weighted mean of its neighbours`` (V,3) and a mask of the vertices used by faces. ``"uniform"``: equal
+    weights; ``"cot"``: cotangent weights (sum of the cotangents of the angles opposite each edge; zero at interior
+    vertices of a flat mesh), pytorch3d's ``method="cot"``."""
+    if method == "uniform":
+        nb, deg = neighbour_mean(verts, unique_edges(faces))
+        return verts - nb, deg > 0
+    if method != "cot":
+        raise ValueError(f"Laplacian method must be 'uniform' or 'cot', got {method!r}")
+    v = verts[faces]  # (F,3,3)
+    acc = torch.zeros_like(verts)
+    wsum = verts.new_zeros(verts.shape[0])
+    for k in range(3):  # angle at corner k is opposite the edge (k+1, k+2)
+        i, j = (k + 1) % 3, (k + 2) % 3
+        a, b = v[:, i] - v[:, k], v[:, j] - v[:, k]
+        cot = (a * b).sum(-1) / torch.cross(a, b, dim=-1).norm(dim=-1).clamp(min=1e-12)
+        for p, q in ((i, j), (j, i)):
+            acc = acc.index_add(0, faces[:, p], cot[:, None] * v[:, q])
+            wsum = wsum.index_add(0, faces[:, p], cot)
+    used = torch.zeros(verts.shape[0], dtype=torch.bool, device=verts.device)
+    used[faces.reshape(-1)] = True
+    ok = wsum.abs() > 1e-12
+    out = torch.where(ok[:, None], verts - acc / torch.where(ok, wsum, torch.ones_like(wsum))[:, None], 0 * verts)
+    return out, used
+
+
+def laplacian_loss(verts: Tensor, faces: Tensor, method: str = "uniform") -> Tensor:
+    """Laplacian smoothing, pytorch3d's ``mesh_laplacian_smoothing``: ``mean_i ||v_i - mean_{j in N(i)} v_j||``
+    (``"uniform"``, the spec's default; ``"cot"``: cotangent-weighted mean) over the vertices used by faces
+    (pytorch3d also counts unused ones)."""
+    if faces.shape[0] == 0:
         return verts.sum() * 0.0
-    nb, deg = neighbour_mean(verts, e)
-    used = deg > 0
-    return (verts - nb)[used].norm(dim=-1).mean()
+    lap, used = laplacian_vectors(verts, faces, method)
+    return lap[used].norm(dim=-1).mean()
 
 
 def normal_consistency_loss(verts: Tensor, faces: Tensor) -> Tensor:

@@ -107,6 +107,22 @@ def test_flat_mesh_regularisers_vanish():
     assert float(ops.normal_consistency_loss(v3, f3)) == pytest.approx((0 + 1 + 1) / 3, abs=1e-6)
 
 
+def test_cotangent_laplacian_vanishes_inside_a_flat_irregular_mesh():
+    torch.manual_seed(3)
+    ring = torch.tensor([[math.cos(a), math.sin(a), 0.0] for a in (0.0, 1.1, 2.0, 3.3, 4.1, 5.2)])
+    ring = ring * (1 + 0.3 * torch.rand(6, 1)) * torch.tensor([1.0, 1.0, 0.0])
+    v = torch.cat([torch.tensor([[0.1, -0.05, 0.0]]), ring]).double()
+    f = torch.tensor([[0, k + 1, (k + 1) % 6 + 1] for k in range(6)])
+    cot, used = ops.laplacian_vectors(v, f, "cot")
+    uni, _ = ops.laplacian_vectors(v, f, "uniform")
+    assert used.all() and float(cot[0].norm()) < 1e-12 and float(uni[0].norm()) > 1e-3  # linear precision
+    # on the regular icosahedron both weightings agree (all weights equal)
+    iv, fi = _regular_icosahedron()
+    assert math.isclose(float(ops.laplacian_loss(iv, fi, "cot")), float(ops.laplacian_loss(iv, fi)), rel_tol=1e-9)
+    with pytest.raises(ValueError, match="cot"):
+        ops.laplacian_loss(v, f, "umbrella")
+
+
 def test_graphconv_path_graph_by_hand():
     torch.manual_seed(0)
     gc = ops.GraphConv(2, 3)
