@@ -38,7 +38,7 @@ class ImageEncoder(nn.Module):
             stages, c = [], in_chans
             for w in widths:
                 stages.append(nn.Sequential(nn.Conv2d(c, w, 3, stride=2, padding=1), nn.BatchNorm2d(w),
-                                            nn.ReLU(inplace=True), nn.Conv2d(w, w, 3, padding=1), nn.ReLU(inplace=True)))
+                                            nn.ReLU(inplace=True)))
                 c = w
             self.stem = nn.Identity()
             self.stages = nn.ModuleList(stages)

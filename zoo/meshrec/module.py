@@ -72,18 +72,18 @@ class RLTriMeshModule(L.LightningModule):
         self.reward_weights = RewardWeights(reward_cd, reward_nm, reward_faces, reward_overlap)
         self._media: list[dict] = []
 
-    def forward(self, img: torch.Tensor, P: torch.Tensor) -> dict:
+    def forward(self, img: torch.Tensor, P: torch.Tensor | None = None) -> dict:
         return self.net(img, P)
 
     # ------------------------------------------------------------------------------------------------------- stages
-    def current_stage(self) -> str:
-        """The recipe stage of this epoch (``stage="all"`` walks through ``stage_epochs``)."""
+    def current_stage(self, epoch: int | None = None) -> str:
+        """The recipe stage of this (or the given) epoch (``stage="all"`` walks through ``stage_epochs``)."""
         if self.hparams.pipeline == "template":
             return "refiner"
         if self.hparams.stage != "all":
             return self.hparams.stage
         bounds = torch.tensor(list(self.hparams.stage_epochs)).cumsum(0)
-        idx = int((bounds <= self.current_epoch).sum())
+        idx = int((bounds <= (self.current_epoch if epoch is None else epoch)).sum())
         return STAGES[min(idx, 3)]
 
     # ------------------------------------------------------------------------------------------------------ training

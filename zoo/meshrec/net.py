@@ -26,6 +26,13 @@ def compact_mesh(verts: torch.Tensor, faces: torch.Tensor,
     return verts[used], inv.view(-1, 3), None if feats is None else feats[used]
 
 
+def default_camera(img: torch.Tensor) -> torch.Tensor:
+    """The procedural-shapes camera for ``img``'s size, used when no ``P`` is given (e.g. by the profiler)."""
+    from zoo.meshrec.render import camera_matrix
+
+    return camera_matrix((img.shape[-2], img.shape[-1])).to(img).expand(img.shape[0], 3, 4)
+
+
 class RLTriMeshNet(nn.Module):
     """Image ``(B,C,H,W)`` in [0,1] and camera ``P (B,3,4)`` -> vertices, candidate triangles, keep probabilities and
     the meshes of every stage (stage 0: the triangulated VGN vertices; stages 1..S: refined). Training mode samples
@@ -61,8 +68,9 @@ class RLTriMeshNet(nn.Module):
         """Greedy manifold-preserving decoding (eval mode): keep mask over the candidates."""
         return greedy_manifold_decode(tris, probs, self.num_vertices, self.min_prob, self.max_faces)
 
-    def forward(self, img: torch.Tensor, P: torch.Tensor) -> dict:
+    def forward(self, img: torch.Tensor, P: torch.Tensor | None = None) -> dict:
         image_size = (img.shape[-2], img.shape[-1])
+        P = default_camera(img) if P is None else P
         feats, code = self.encoder(img)
         verts = self.vgn(code)
         cands, probs = self.triangle_probs(verts, feats, code, P, image_size)
@@ -93,8 +101,9 @@ class IcosphereTemplateNet(nn.Module):
         self.register_buffer("template_verts", v * template_scale, persistent=False)
         self.register_buffer("template_faces", f, persistent=False)
 
-    def forward(self, img: torch.Tensor, P: torch.Tensor) -> dict:
+    def forward(self, img: torch.Tensor, P: torch.Tensor | None = None) -> dict:
         image_size = (img.shape[-2], img.shape[-1])
+        P = default_camera(img) if P is None else P
         feats, _ = self.encoder(img)
         base = [(self.template_verts, self.template_faces)] * img.shape[0]
         refined = self.refiner(base, feats, P, image_size)
