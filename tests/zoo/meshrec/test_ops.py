@@ -217,3 +217,15 @@ def test_project_and_vert_align_sample_the_right_pixel():
     small = torch.nn.functional.avg_pool2d(feats, 2)
     both = ops.vert_align([feats, small, small], xyz, P, (h, w))
     assert both.shape == (1, 1, 3)
+
+
+def test_vertex_normals_and_batched_sampling_on_a_sphere():
+    v, f = ops.icosphere(2)
+    n = ops.vertex_normals(v, f)
+    assert float((n * v).sum(-1).min()) > 0.999  # area-weighted face normals average to the radial direction
+    pts, nrm = ops.sample_points_batch([(v, f), (2 * v, f)], 500, generator=torch.Generator().manual_seed(0))
+    assert pts.shape == (2, 500, 3) and nrm.shape == (2, 500, 3)
+    r = pts.norm(dim=-1)
+    assert 0.97 < float(r[0].min()) and float(r[0].max()) <= 1.0 + 1e-6 and float(r[1].mean()) > 1.9
+    # the normal returned with each sample is its face normal: outward, close to radial on an icosphere
+    assert float((nrm[0] * pts[0]).sum(-1).min()) > 0.9
