@@ -130,7 +130,8 @@ class KNNMonitor(pl.Callback):
         if dm is None:
             raise ValueError("KNNMonitor needs a datamodule whose train_dataloader() gives labelled (x, y) batches")
         for kind, fn in self._fns(pl_module).items():
-            bank, bank_y = extract(fn, dm.train_dataloader(), pl_module.device, self.max_bank_batches)
+            with torch.random.fork_rng(devices=[]):  # a shuffled bank loader must not move the training RNG
+                bank, bank_y = extract(fn, dm.train_dataloader(), pl_module.device, self.max_bank_batches)
             qx = torch.cat([q[kind] for q, _ in query])
             qy = torch.cat([y for _, y in query]).to(qx.device)
             scores = knn_predict(qx, bank, bank_y, self._num_classes(trainer, torch.cat([bank_y, qy])), self.k,

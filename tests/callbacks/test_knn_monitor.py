@@ -36,7 +36,7 @@ class _Data(pl.LightningDataModule):
         a, b = TensorDataset(self.x[:80], self.y[:80]), TensorDataset(self.x[80:160], self.y[80:160])
         if self.combined:  # a search's {"train", "val"} halves: both are bank data
             return CombinedLoader({"train": DataLoader(a, 16), "val": DataLoader(b, 16)}, "max_size_cycle")
-        return DataLoader(TensorDataset(self.x[:160], self.y[:160]), batch_size=16)
+        return DataLoader(TensorDataset(self.x[:160], self.y[:160]), batch_size=16, shuffle=True)
 
     def val_dataloader(self):
         return DataLoader(TensorDataset(self.x[160:], self.y[160:]), batch_size=16)
@@ -110,3 +110,15 @@ def test_embedding_features_are_monitored_too(tmp_path):
     assert float(m["val/knn_acc_embedding"]) == float(m["val/knn_acc"]) > 0.95
     with pytest.raises(ValueError, match="features"):
         KNNMonitor(features="projector")
+
+
+def test_the_monitor_leaves_the_training_random_stream_alone(tmp_path):
+    def draws(with_monitor: bool) -> torch.Tensor:
+        torch.manual_seed(0)
+        trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                             enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=tmp_path,
+                             callbacks=[KNNMonitor(k=5)] if with_monitor else [], limit_train_batches=1)
+        trainer.fit(_Backboned(True), _Data())
+        return torch.rand(3)
+
+    torch.testing.assert_close(draws(True), draws(False))
