@@ -23,7 +23,7 @@ PUBLISHED: dict[str, HeadGenotype] = {
     "moco_cifar100_resnet18": _g([A, A, A, A]),
     "moco_cifar10_resnet50": _g([I, A, A, A]),
     "simclr_cifar10_resnet50": _g([H, H, A, R, R, R]),  # the authors' file names this chain ``predictor``
-    "nasiam_digits": _g([H, H, S], [H, E]),
+    "nasiam_digits": _g([H, S, S], [H, E]),
 }
 
 
