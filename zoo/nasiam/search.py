@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
-import lightning.pytorch as pl
 import torch
 
 from zoo.nas.search import BilevelSearchModule, unpack_search_batch
