@@ -79,33 +79,53 @@ def last_checkpoint(source: str | Path) -> Path:
     return path
 
 
+def load_pretrained(source: str) -> nn.Module:
+    """``zoo.load`` of a run folder (its last checkpoint), checkpoint, weights file or registry name.
+
+    Under LightningCLI the hyperparameters given to the module being built sit in a context variable that a nested
+    ``load_from_checkpoint`` would read as its own, so it is cleared while the pre-trained module is rebuilt.
+    """
+    import zoo
+
+    is_path = "/" in source or source.endswith((".pt", ".pth", ".ckpt")) or Path(source).is_dir()
+    target = str(last_checkpoint(source)) if is_path else source
+    try:
+        from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
+    except ImportError:  # older or newer Lightning without the CLI context variable
+        return zoo.load(target)
+    token = _given_hyperparameters.set(None)
+    try:
+        return zoo.load(target)
+    finally:
+        _given_hyperparameters.reset(token)
+
+
 class LinearEvalModule(pl.LightningModule):
     """Linear classifier on a frozen pre-trained backbone (BN kept in eval mode), weight N(0, 0.01), bias 0.
 
     ``source``: a ``zoo fit`` run folder or checkpoint (last one), a zoo weights file, or a registry name.
     ``recipe``: ``simsiam`` (SGD, lr 30 B/256, cosine), ``moco`` (SGD lr 30, x0.1 at 60/80), ``simclr`` (Adam 1e-3).
-    ``augment``: train-time ``cifar`` (RRC 32 + flip) | ``imagenet`` (RRC 224 + flip) | ``none``, on the accelerator.
+    ``train_augment``: ``cifar`` | ``imagenet`` (RandomResizedCrop ``crop_size`` + flip) | ``none``, on the
+    accelerator. ``lr_batch_size`` scales SimSiam's lr (default: the datamodule's batch size); names differ from the
+    datamodules' ``batch_size``/``image_size``/``augment`` so Lightning's hparams merge never conflicts.
     """
 
-    def __init__(self, source: str, num_classes: int = 10, recipe: str = "simsiam", batch_size: int = 512,
+    def __init__(self, source: str, num_classes: int = 10, recipe: str = "simsiam", lr_batch_size: int | None = None,
                  lr: float | None = None, momentum: float = 0.9, weight_decay: float | None = None,
-                 milestones: list[int] | None = None, augment: str = "cifar", image_size: int = 32) -> None:
+                 milestones: list[int] | None = None, train_augment: str = "cifar", crop_size: int = 32) -> None:
         super().__init__()
         self.save_hyperparameters()
         if recipe not in RECIPES:
             raise ValueError(f"unknown recipe {recipe!r}; expected one of {sorted(RECIPES)}")
-        import zoo
-
-        is_path = "/" in source or source.endswith((".pt", ".pth", ".ckpt")) or Path(source).is_dir()
-        self.backbone = zoo.load(str(last_checkpoint(source)) if is_path else source)
+        self.backbone = load_pretrained(source)
         for p in self.backbone.parameters():
             p.requires_grad = False
         self.backbone.eval()
-        dim = getattr(self.backbone, "num_features", None) or self._probe_dim(image_size)
+        dim = getattr(self.backbone, "num_features", None) or self._probe_dim(crop_size)
         self.fc = nn.Linear(dim, num_classes)
         nn.init.normal_(self.fc.weight, 0.0, 0.01)
         nn.init.zeros_(self.fc.bias)
-        self.aug = self._augment(augment, image_size)
+        self.aug = self._augment(train_augment, crop_size)
         self.acc = nn.ModuleDict({f"{s}_acc": MulticlassAccuracy(num_classes, average="micro") for s in ("train", "val", "test")})
 
     def _probe_dim(self, size: int) -> int:
@@ -121,7 +141,7 @@ class LinearEvalModule(pl.LightningModule):
         import kornia.augmentation as K
 
         if name not in ("cifar", "imagenet"):
-            raise ValueError(f"unknown augment {name!r}; expected cifar, imagenet or none")
+            raise ValueError(f"unknown train_augment {name!r}; expected cifar, imagenet or none")
         return nn.Sequential(K.RandomResizedCrop((size, size)), K.RandomHorizontalFlip())
 
     def train(self, mode: bool = True) -> "LinearEvalModule":
@@ -155,10 +175,16 @@ class LinearEvalModule(pl.LightningModule):
     def test_step(self, batch: Any, batch_idx: int) -> None:
         self._step(batch, "test")
 
+    def _batch(self) -> int:
+        if self.hparams.lr_batch_size:
+            return int(self.hparams.lr_batch_size)
+        dm = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        return int(getattr(dm, "batch_size", 256) or 256)
+
     def configure_optimizers(self):
         hp = self.hparams
         recipe = RECIPES[hp.recipe]
-        lr = hp.lr if hp.lr is not None else (recipe["lr"] if recipe["lr"] is not None else 30.0 * hp.batch_size / 256)
+        lr = hp.lr if hp.lr is not None else (recipe["lr"] if recipe["lr"] is not None else 30.0 * self._batch() / 256)
         wd = hp.weight_decay if hp.weight_decay is not None else recipe["weight_decay"]
         if recipe["optimizer"] == "adam":
             opt = torch.optim.Adam(self.fc.parameters(), lr=lr, weight_decay=wd)

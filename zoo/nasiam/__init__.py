@@ -24,7 +24,7 @@ __all__ = [
 PAPER = "NASiam (Heuillet et al., arXiv 2302.00059)"
 _MODULE = "zoo.nasiam.module.NASiamModule"
 _SMALL = {"backbone": "digits_convnet", "in_chans": 1, "mean": [0.5], "std": [0.5], "width": 8, "dim": 16,
-          "pred_dim": 8, "hidden_dim": 8, "queue_size": 64, "augment": "digits"}
+          "pred_dim": 8, "hidden_dim": 8, "queue_size": 64, "views": "digits"}
 
 
 def __getattr__(name: str):

@@ -37,7 +37,7 @@ class SSLMixin:
         self.net = SiameseNet(**kwargs, primitives=list(hp.get("primitives", MLP_PRIMITIVES)))
         if self.net.genotype_spec is not None:  # store the resolved head so the checkpoint needs no genotype file
             hp["head"] = self.net.genotype_spec.to_dict()
-        self.augment = build_augment(hp["augment"], hp["framework"], hp.get("image_size"))
+        self.augment = build_augment(hp["views"], hp["framework"], hp.get("view_size"))
         self._zsum: dict[str, torch.Tensor] = {}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -117,7 +117,7 @@ class NASiamModule(SSLMixin, pl.LightningModule):
         mean: Sequence[float] = (0.4914, 0.4822, 0.4465), std: Sequence[float] = (0.2470, 0.2435, 0.2616),
         width: int = 32, head: str | dict = "standard", dim: int = 2048, pred_dim: int = 512, hidden_dim: int = 512,
         proj_layers: int = 6, pred_layers: int = 4, standard_layers: int = 2, queue_size: int = 4096,
-        key_momentum: float = 0.99, temperature: float = 0.1, augment: str = "cifar", image_size: int | None = None,
+        key_momentum: float = 0.99, temperature: float = 0.1, views: str = "cifar", view_size: int | None = None,
         optimizer: str = "sgd", lr: float = 0.12, momentum: float = 0.9, weight_decay: float = 5e-4,
         fix_pred_lr: bool = True, scheduler: str = "cosine",
     ) -> None:

@@ -39,7 +39,7 @@ def _ssl_run(tmp_path):
 
     pl.seed_everything(0)
     model = NASiamModule(framework="simsiam", backbone="digits_convnet", in_chans=1, mean=[0.3], std=[0.4], width=8,
-                         dim=16, pred_dim=8, augment="digits", lr=0.05)
+                         dim=16, pred_dim=8, views="digits", lr=0.05)
     ckpt = ModelCheckpoint(dirpath=tmp_path / "run" / "checkpoints", save_last=True, monitor=None)
     trainer = pl.Trainer(max_epochs=1, limit_train_batches=4, limit_val_batches=0, logger=False, callbacks=[ckpt],
                          enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
@@ -62,8 +62,8 @@ def test_linear_eval_trains_only_the_classifier_on_a_frozen_backbone(tmp_path):
     from datamodules.digits import DigitsDataModule
 
     ssl = _ssl_run(tmp_path)
-    module = LinearEvalModule(str(tmp_path / "run"), num_classes=10, recipe="simsiam", batch_size=64, augment="none",
-                              image_size=8, lr=1.0)
+    module = LinearEvalModule(str(tmp_path / "run"), num_classes=10, recipe="simsiam", train_augment="none",
+                              crop_size=8, lr=1.0)
     assert module.fc.in_features == 16 and abs(float(module.fc.weight.detach().std()) - 0.01) < 0.003
     assert module.fc.bias.abs().sum() == 0
     frozen = {k: v.clone() for k, v in module.backbone.state_dict().items()}
@@ -72,7 +72,7 @@ def test_linear_eval_trains_only_the_classifier_on_a_frozen_backbone(tmp_path):
                          enable_model_summary=False, default_root_dir=tmp_path)
     opt = module.configure_optimizers()["optimizer"]
     assert opt.param_groups[0]["lr"] == 1.0 and opt.param_groups[0]["weight_decay"] == 0 and opt.param_groups[0]["momentum"] == 0.9
-    default = LinearEvalModule(str(tmp_path / "run"), batch_size=512).configure_optimizers()["optimizer"]
+    default = LinearEvalModule(str(tmp_path / "run"), lr_batch_size=512).configure_optimizers()["optimizer"]
     assert default.param_groups[0]["lr"] == pytest.approx(30 * 512 / 256)  # SimSiam's lr 30 * B / 256
     module.train()
     assert not module.backbone.training  # BN statistics of pre-training are kept
@@ -81,8 +81,8 @@ def test_linear_eval_trains_only_the_classifier_on_a_frozen_backbone(tmp_path):
         torch.testing.assert_close(v, frozen[k])  # running stats included: the backbone never changed
     acc = trainer.test(module, DigitsDataModule(batch_size=64), verbose=False)[0]["test/acc"]
     assert acc > 0.2  # ten classes: chance is 0.1 (a 16-d backbone pre-trained for 4 steps)
-    moco = LinearEvalModule(str(tmp_path / "run" / "checkpoints" / "last.ckpt"), recipe="moco", augment="cifar",
-                            image_size=8)
+    moco = LinearEvalModule(str(tmp_path / "run" / "checkpoints" / "last.ckpt"), recipe="moco", train_augment="cifar",
+                            crop_size=8)
     sched = moco.configure_optimizers()["lr_scheduler"]["scheduler"]
     assert sched.milestones == {60: 1, 80: 1} and sched.optimizer.param_groups[0]["lr"] == 30.0
     assert isinstance(LinearEvalModule(str(tmp_path / "run"), recipe="simclr").configure_optimizers(), torch.optim.Adam)

@@ -7,7 +7,7 @@ import lightning.pytorch as pl
 import torch
 
 TINY = dict(framework="simsiam", backbone="digits_convnet", in_chans=1, width=32, mean=[0.3053], std=[0.3761], dim=64,
-            pred_dim=16, augment="digits", optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=5e-4, fix_pred_lr=True)
+            pred_dim=16, views="digits", optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=5e-4, fix_pred_lr=True)
 UNIFORM = math.log(7)
 
 

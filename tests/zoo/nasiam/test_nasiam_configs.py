@@ -36,15 +36,21 @@ def test_config_builds(path, tmp_path):
         (tmp_path / "genotype.json").write_text(json.dumps(g.to_dict()))
         node["init_args"]["head"] = str(tmp_path / "genotype.json")
     if node["class_path"].endswith("LinearEvalModule"):  # needs a pre-training run: check the arguments bind
-        inspect.signature(_cls(node["class_path"])).bind(**node["init_args"])
+        bound = inspect.signature(_cls(node["class_path"])).bind(**node["init_args"])
+        bound.apply_defaults()
+        hparams = dict(bound.arguments)
         assert "source" in node["init_args"]
     else:
         with torch.device("meta"):
             model = _build(node)
+        hparams = dict(model.hparams_initial)
         head = node["init_args"].get("head")
         if isinstance(head, str) and not head.endswith(".json") and head != "standard":
             assert model.net.genotype_spec is not None
-    _build(cfg["data"])
+    data = _build(cfg["data"])
+    # Lightning refuses to log hparams (and stops fit) when model and datamodule share a key with different values
+    clash = {k for k in set(hparams) & set(data.hparams_initial) if hparams[k] != data.hparams_initial[k]}
+    assert not clash, clash
     for cb in cfg["trainer"].get("callbacks") or []:
         _build(cb)
     assert cfg["checkpoint"]["monitor"] is None  # no checkpoint is selected on the evaluation split

@@ -31,7 +31,7 @@ class Dump(pl.Callback):
 if __name__ == "__main__":
     pl.seed_everything(0)
     m = NASiamSearchModule(framework="moco", backbone="digits_convnet", in_chans=1, mean=[0.3], std=[0.4], width=8,
-                           dim=16, proj_layers=2, queue_size=256, augment="digits", lr=0.05, arch_lr=0.03)
+                           dim=16, proj_layers=2, queue_size=256, views="digits", lr=0.05, arch_lr=0.03)
     t = pl.Trainer(accelerator="cpu", devices=2, strategy="ddp", max_epochs=1, limit_train_batches=3,
                    limit_val_batches=2, num_sanity_val_steps=0, logger=False, enable_checkpointing=False,
                    enable_progress_bar=False, callbacks=[Dump(), KNNMonitor(k=20)])

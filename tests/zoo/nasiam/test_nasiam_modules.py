@@ -11,7 +11,7 @@ from zoo.nasiam.module import NASiamModule
 from zoo.nasiam.search import NASiamSearchModule
 
 SMALL = dict(backbone="digits_convnet", in_chans=1, mean=[0.3], std=[0.4], width=8, dim=16, pred_dim=8,
-             hidden_dim=8, proj_layers=3, pred_layers=2, queue_size=64, augment="digits", lr=0.05)
+             hidden_dim=8, proj_layers=3, pred_layers=2, queue_size=64, views="digits", lr=0.05)
 
 
 def _fit(module, data, epochs=1, batches=3, **kw):
@@ -62,7 +62,7 @@ def test_fixed_predictor_lr_and_cosine_for_the_rest(tmp_path):
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_two_step_zoo_fit_search_then_pretrain_with_media_and_checkpoints(tmp_path):
-    from conftest import run_zoo
+    from conftest import last_metric, run_zoo
 
     import zoo
     from zoo.core.wandb_records import read_run
@@ -93,6 +93,17 @@ def test_two_step_zoo_fit_search_then_pretrain_with_media_and_checkpoints(tmp_pa
     tested = [r["test/knn_acc"] for r in rows if "test/knn_acc" in r]
     assert len(knn) == 2 and len(tested) == 1 and 0.1 < tested[0] <= 1.0
 
+    # linear evaluation reads the run folder's LAST checkpoint
+    lin = tmp_path / "linear"
+    run_zoo(["fit", "--config", "configs/nasiam/tiny_linear.yaml", "--model.init_args.source", str(pre),
+             "--trainer.default_root_dir", str(lin), "--trainer.max_epochs", "10"], threads=1, timeout=300)
+    from zoo.core.ssl_eval import LinearEvalModule
+
+    probe = LinearEvalModule.load_from_checkpoint(lin / "checkpoints" / "last.ckpt", weights_only=True)
+    torch.testing.assert_close(probe.backbone.state_dict()["backbone.trunk.0.weight"],
+                               module.net.state_dict()["backbone.trunk.0.weight"])
+    assert last_metric(lin, "test/acc") > 0.3  # ten classes (chance 0.1); features of a 6-step pre-training
+
 
 def test_cifar_files_to_two_kornia_views_with_a_resnet18_moco(tmp_path, monkeypatch):
     """CIFAR10DataModule overrides on_after_batch_transfer, so Lightning skips the module's: the views are then
@@ -101,7 +112,7 @@ def test_cifar_files_to_two_kornia_views_with_a_resnet18_moco(tmp_path, monkeypa
 
     data = CIFAR10DataModule(str(_cifar10_files(tmp_path)), batch_size=8, num_workers=0, val_size=0, augment=False)
     module = NASiamModule(framework="moco", backbone="resnet18", dim=32, queue_size=64, head="moco_cifar10_resnet18",
-                          augment="cifar", lr=0.06)
+                          views="cifar", lr=0.06)
     seen = []
     original = module.make_views
     monkeypatch.setattr(module, "make_views", lambda x: (seen.append(tuple(x.shape)), original(x))[1])
