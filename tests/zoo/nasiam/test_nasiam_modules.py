@@ -132,3 +132,16 @@ def _cifar10_files(root: Path) -> Path:
         obj = {b"labels": rng.integers(0, 10, 4).tolist(), b"data": rng.integers(0, 256, (4, 3072), dtype=np.uint8)}
         (folder / name).write_bytes(pickle.dumps(obj))
     return folder
+
+
+def test_search_on_cifar_files_through_the_search_split(tmp_path):
+    """SearchSplitDataModule (which also overrides the batch hook) over CIFAR files: both halves get two views."""
+    from datamodules.cifar import CIFAR10DataModule
+    from zoo.nas.data import SearchSplitDataModule
+
+    base = CIFAR10DataModule(str(_cifar10_files(tmp_path)), batch_size=4, num_workers=0, val_size=0, augment=False)
+    module = NASiamSearchModule(framework="simsiam", backbone="digits_convnet", width=8, dim=16, pred_dim=8,
+                                proj_layers=2, pred_layers=2, views="cifar", lr=0.05)
+    before = [a.detach().clone() for a in module.arch_parameters()]
+    _fit(module, SearchSplitDataModule(base, fraction=0.5), batches=2, default_root_dir=tmp_path)
+    assert all((a - b).abs().max() > 0 for a, b in zip(module.arch_parameters(), before))
