@@ -69,3 +69,23 @@ def test_expected_losses_match_the_deterministic_limits():
     assert e_half["watertight"] > 0.05 and e_half["p2m"] > e["p2m"]
     (e["p2m"] + e["watertight"]).backward()
     assert probs.grad is not None and torch.isfinite(probs.grad).all()
+
+
+def test_rloo_with_the_bernoulli_policy_learns_a_linear_bandit():
+    """The estimator's sign and scale: with reward = kept good - kept bad candidates, RLOO raises p on the good ones."""
+    from zoo.meshrec.triangulation import bernoulli_entropy, bernoulli_log_prob, stable_probs
+
+    torch.manual_seed(0)
+    good = torch.arange(200) < 80
+    logits = torch.zeros(200, requires_grad=True)
+    opt = torch.optim.Adam([logits], lr=0.05)
+    for _ in range(100):
+        p = stable_probs(logits)
+        a = torch.bernoulli(p.detach().expand(4, -1)).bool()
+        r = (a & good).float().sum(1) - (a & ~good).float().sum(1)
+        loss = rloo_loss(bernoulli_log_prob(p, a), r, 200, bernoulli_entropy(p))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    p = torch.sigmoid(logits.detach())
+    assert p[good].mean() > 0.6 and p[~good].mean() < 0.4
