@@ -58,7 +58,7 @@ def test_config_builds(path, tmp_path):
 
 
 @pytest.mark.slow
-def test_overlays_compose_cifar100_and_resnet50():
+def test_overlays_compose_cifar100_and_resnet50_for_pretraining_and_search():
     from conftest import run_zoo
 
     out = run_zoo(["fit", "--config", "configs/nasiam/pretrain_simsiam.yaml", "--config",
@@ -68,3 +68,7 @@ def test_overlays_compose_cifar100_and_resnet50():
     assert cfg["data"]["class_path"].endswith("CIFAR100DataModule") and cfg["data"]["init_args"]["batch_size"] == 512
     args = cfg["model"]["init_args"]
     assert args["backbone"] == "resnet50" and args["mean"][0] == 0.5071 and args["lr"] == 0.12
+    out = run_zoo(["fit", "--config", "configs/nasiam/search_moco.yaml", "--config",
+                   "configs/nasiam/overlay_cifar100_search.yaml", "--print_config"], threads=1, timeout=120).stdout
+    inner = yaml.safe_load(out)["data"]["init_args"]["datamodule"]
+    assert inner["class_path"].endswith("CIFAR100DataModule") and inner["init_args"]["batch_size"] == 512
