@@ -9,6 +9,7 @@ import lightning.pytorch as L
 import torch
 
 from zoo.meshrec import ops
+from zoo.meshrec.episodes import sample_episodes
 from zoo.meshrec.losses import mesh_loss, vertex_set_chamfer
 from zoo.meshrec.metrics import compare_points
 from zoo.meshrec.net import IcosphereTemplateNet, RLTriMeshNet, compact_mesh
@@ -90,13 +91,17 @@ class RLTriMeshModule(L.LightningModule):
     def _policy_step(self, verts, tris, probs, points, train_policy: bool, want_best: bool):
         """RL on one image: M rollouts, rewards, the RLOO loss (+ optional expected losses); the best sample's faces."""
         m = self.hparams.rl_samples
-        actions = torch.bernoulli(probs.detach().expand(m, -1)).bool()
+        if self.net.mdp == "sequential":
+            actions, logp, entropy = sample_episodes(probs, tris, verts.shape[0], m, self.net.max_faces)
+        else:
+            actions = torch.bernoulli(probs.detach().expand(m, -1)).bool()
         rewards, terms = triangulation_reward(verts.detach(), tris, actions, points, self.reward_weights,
                                               self.hparams.reward_points)
         loss = verts.new_zeros(())
         if train_policy:
-            logp = bernoulli_log_prob(probs, actions)
-            loss = rloo_loss(logp, rewards, tris.shape[0], bernoulli_entropy(probs), self.hparams.entropy_beta)
+            if self.net.mdp != "sequential":
+                logp, entropy = bernoulli_log_prob(probs, actions), bernoulli_entropy(probs)
+            loss = rloo_loss(logp, rewards, tris.shape[0], entropy, self.hparams.entropy_beta)
             if self.hparams.expected_loss_weight:
                 e = expected_losses(verts.detach(), tris, probs, points)  # a surrogate for the policy only
                 loss = loss + self.hparams.expected_loss_weight * (

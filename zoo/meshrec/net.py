@@ -10,6 +10,7 @@ from torch import nn
 
 from zoo.meshrec import ops
 from zoo.meshrec.encoder import ImageEncoder
+from zoo.meshrec.episodes import sample_episodes
 from zoo.meshrec.refiner import HierarchicalRefiner
 from zoo.meshrec.triangulation import CandidateBuilder, TrianglePolicy, greedy_manifold_decode, stable_probs
 from zoo.meshrec.vgn import VertexGenerationHead
@@ -43,12 +44,17 @@ class RLTriMeshNet(nn.Module):
                  num_vertices: int = 96, vgn_hidden: Sequence[int] = (256, 256), box_scale: float = 1.0, k: int = 8,
                  policy_hidden: int = 128, refine_stages: int = 2, refine_hidden: int = 64, num_graphconv: int = 3,
                  offset_scale: float = 0.1, min_prob: float = 0.05, max_faces: int | None = None,
+                 mdp: Literal["bandit", "sequential"] = "bandit",
                  mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> None:
         super().__init__()
+        if mdp not in ("bandit", "sequential"):
+            raise ValueError(f"mdp must be 'bandit' or 'sequential', got {mdp!r}")
+        self.mdp = mdp
         self.encoder = ImageEncoder(encoder, in_chans, encoder_widths, pretrained_backbone, mean, std)
         self.vgn = VertexGenerationHead(self.encoder.global_dim, num_vertices, vgn_hidden, box_scale)
         self.candidate_builder = CandidateBuilder(k)
-        self.policy = TrianglePolicy(self.encoder.feat_dim, self.encoder.global_dim, policy_hidden)
+        self.policy = TrianglePolicy(self.encoder.feat_dim, self.encoder.global_dim, policy_hidden,
+                                     stop_head=mdp == "sequential")
         self.refiner = HierarchicalRefiner(self.encoder.feat_dim, refine_stages, refine_hidden, num_graphconv,
                                            offset_scale)
         self.min_prob, self.max_faces = min_prob, max_faces
@@ -56,17 +62,23 @@ class RLTriMeshNet(nn.Module):
 
     def triangle_probs(self, verts: torch.Tensor, feats: list[torch.Tensor], code: torch.Tensor, P: torch.Tensor,
                        image_size: tuple[int, int]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-        """Candidates ``(T_b,3)`` and their keep probabilities ``(T_b,)`` for each image of the batch."""
+        """Candidates ``(T_b,3)`` and their keep probabilities ``(T_b,)`` for each image of the batch (sequential MDP:
+        ``sigmoid(l_t - l_stop)``, the odds of a candidate against stopping)."""
         vfeats = ops.vert_align(feats, verts, P, image_size)
         cands, probs = [], []
         for b, (tris, knn) in enumerate(self.candidate_builder(verts)):
             cands.append(tris)
-            probs.append(stable_probs(self.policy(verts[b], tris, knn, vfeats[b], code[b])))
+            logits = self.policy(verts[b], tris, knn, vfeats[b], code[b])
+            if self.mdp == "sequential":
+                logits = logits - self.policy.stop_logit(code[b])
+            probs.append(stable_probs(logits))
         return cands, probs
 
     def decode(self, tris: torch.Tensor, probs: torch.Tensor) -> torch.Tensor:
-        """Greedy manifold-preserving decoding (eval mode): keep mask over the candidates."""
-        return greedy_manifold_decode(tris, probs, self.num_vertices, self.min_prob, self.max_faces)
+        """Greedy manifold-preserving decoding (eval mode): keep mask over the candidates. For the sequential MDP this
+        is the greedy episode: stop once the stop action outscores every valid candidate (p < 0.5)."""
+        min_prob = 0.5 if self.mdp == "sequential" else self.min_prob
+        return greedy_manifold_decode(tris, probs, self.num_vertices, min_prob, self.max_faces)
 
     def forward(self, img: torch.Tensor, P: torch.Tensor | None = None) -> dict:
         image_size = (img.shape[-2], img.shape[-1])
@@ -76,7 +88,12 @@ class RLTriMeshNet(nn.Module):
         cands, probs = self.triangle_probs(verts, feats, code, P, image_size)
         keeps, base = [], []
         for b, (tris, p) in enumerate(zip(cands, probs)):
-            keep = torch.bernoulli(p.detach()).bool() if self.training else self.decode(tris, p)
+            if not self.training:
+                keep = self.decode(tris, p)
+            elif self.mdp == "sequential":
+                keep = sample_episodes(p.detach(), tris, self.num_vertices, 1, self.max_faces)[0][0]
+            else:
+                keep = torch.bernoulli(p.detach()).bool()
             keeps.append(keep)
             v, f, _ = compact_mesh(verts[b], tris[keep])
             base.append((v, f))

@@ -96,7 +96,7 @@ class TrianglePolicy(nn.Module):
     MLP 128 -> 128 -> 1 (spec 3.3, reconstructed)."""
 
     def __init__(self, img_dim: int, global_dim: int, hidden: int = 128, point_hidden: int = 64,
-                 feat_hidden: int = 32, init_prob: float = 0.5) -> None:
+                 feat_hidden: int = 32, init_prob: float = 0.5, stop_head: bool = False) -> None:
         super().__init__()
         self.point_mlp = nn.Sequential(nn.Linear(POINT_DIM, point_hidden), nn.ReLU(inplace=True),
                                        nn.Linear(point_hidden, point_hidden), nn.ReLU(inplace=True))
@@ -107,6 +107,15 @@ class TrianglePolicy(nn.Module):
                                   nn.ReLU(inplace=True), nn.Linear(hidden, 1))
         nn.init.zeros_(self.head[-1].weight)
         nn.init.constant_(self.head[-1].bias, float(torch.logit(torch.tensor(init_prob))))
+        # sequential episodes (spec 3.3 alternative): a stop score from the global code
+        self.stop = nn.Linear(feat_hidden, 1) if stop_head else None
+        if self.stop is not None:
+            nn.init.zeros_(self.stop.weight)
+            nn.init.zeros_(self.stop.bias)
+
+    def stop_logit(self, global_code: torch.Tensor) -> torch.Tensor:
+        """Score of the stop action (sequential MDP only)."""
+        return self.stop(self.global_proj(global_code)).squeeze(-1)
 
     def forward(self, verts: torch.Tensor, tris: torch.Tensor, knn: torch.Tensor, vert_feats: torch.Tensor,
                 global_code: torch.Tensor) -> torch.Tensor:
