@@ -19,7 +19,7 @@ _SMALL = {"net_kwargs": {"in_chans": 1, "encoder_widths": [8, 8, 16, 16], "num_v
 # the network of configs/meshrec/tiny.yaml (spec section 10)
 SHAPES_NET_KWARGS = {"encoder": "conv", "in_chans": 1, "encoder_widths": [16, 32, 64, 128], "num_vertices": 96,
                      "vgn_hidden": [256, 256], "k": 8, "policy_hidden": 128, "refine_stages": 2, "refine_hidden": 64,
-                     "num_graphconv": 3, "offset_scale": 0.1}
+                     "num_graphconv": 3, "offset_scale": 0.1, "mdp": "sequential"}
 
 
 @register_model(paper=PAPER, module=_MODULE, module_kwargs=_SMALL)
@@ -33,11 +33,13 @@ def rltrimesh_shapenet(**kwargs) -> RLTriMeshNet:
 @register_model(
     paper=PAPER, module=_MODULE, module_kwargs=_SMALL,
     weights=Weights(tag="shapes", path="weights/meshrec-shapes.pt",
-                    sha256="ea28e0b4f21fe1c8ee519b2f6e35482abbbb21ef23320d1fda0d97475b6427c8",
-                    metadata={"config": "configs/meshrec/tiny.yaml", "dataset": "procedural sphere/cube/torus, 64x64",
-                              "test_chamfer": 0.01214, "test_chamfer_vertices": 0.01857,
-                              "test_chamfer_stage0": 0.01256, "test_f1@0.3": 0.3282, "test_normal": 0.7836}),
+                    sha256="835cb8d840c49bd03131e39f818fd26dceff8e81abb0575271475095c76f4f16",
+                    metadata={"config": "configs/meshrec/tiny.yaml", "checkpoint": "last (end of stage D)",
+                              "dataset": "procedural sphere/cube/torus, 64x64", "test_chamfer": 0.0146,
+                              "test_chamfer_vertices": 0.0222, "test_chamfer_stage0": 0.0176, "test_f1@0.3": 0.2711,
+                              "test_normal": 0.8234, "test_euler": 1.75, "test_closed_meshes": "23/24"}),
 )
 def meshrec_shapes(**kwargs) -> RLTriMeshNet:
-    """The tiny config's network (procedural sphere/cube/torus, 64x64 grayscale; zoo.load("meshrec_shapes"))."""
+    """The tiny config's network (procedural sphere/cube/torus, 64x64 grayscale, sequential triangulation episodes;
+    zoo.load("meshrec_shapes"))."""
     return RLTriMeshNet(**{**SHAPES_NET_KWARGS, **kwargs})

@@ -13,7 +13,7 @@ def _cls(path):
     return getattr(importlib.import_module(mod), name)
 
 
-@pytest.mark.parametrize("name", ["tiny", "tiny_template", "shapenet", "pix3d"])
+@pytest.mark.parametrize("name", ["tiny", "tiny_bandit", "tiny_template", "shapenet", "pix3d"])
 def test_config_instantiates_with_the_spec_hyperparameters(name):
     cfg = yaml.safe_load((ROOT / "configs" / "meshrec" / f"{name}.yaml").read_text())
     assert cfg["checkpoint"] == {"monitor": "val/chamfer", "mode": "min"}
@@ -26,7 +26,8 @@ def test_config_instantiates_with_the_spec_hyperparameters(name):
     if name.startswith("tiny"):
         assert data.hparams.num_train == 96 and data.hparams.image_size == 64 and data.hparams.channels == 1
         assert module.hparams.lr == 1e-3  # the toy's Adam lr (spec 10)
-    if name == "tiny":
+    if name.startswith("tiny") and name != "tiny_template":
+        assert module.net.mdp == ("sequential" if name == "tiny" else "bandit")
         assert module.net.num_vertices == 96 and module.net.candidate_builder.k == 8
         assert len(module.net.refiner.stages) == 2 and module.hparams.rl_samples == 4
     if name in ("shapenet", "pix3d"):
