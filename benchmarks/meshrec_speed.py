@@ -118,7 +118,8 @@ def main() -> None:
           f"ms per image (median of {args.repeats})")
     for name, res in results.items():
         total = sum(v for k, v in res.items() if not k.startswith(("faces", " ")))
-        parts = ", ".join(f"{k.strip()} {1e3 * v / args.batch:.2f}" for k, v in res.items() if not k.startswith("faces"))
+        parts = ", ".join(f"{k.strip()} {1e3 * v / args.batch:.2f}" for k, v in res.items()
+                          if not k.startswith("faces"))
         print(f"  {name:20s} total {1e3 * total / args.batch:8.2f} ms  ({parts}; {res['faces (final)']:.0f} faces)")
     rl, tp = results["RL-triangulation"], results["icosphere template"]
     ratio = sum(v for k, v in rl.items() if not k.startswith(("faces", " "))) / sum(

@@ -247,6 +247,14 @@ class RLTriMeshModule(L.LightningModule):
     def test_step(self, batch: dict, batch_idx: int) -> None:
         self._evaluate(batch, "test")
 
+    def predict_step(self, batch: dict, batch_idx: int) -> list[dict]:
+        """Per image: the VGN vertices, the decoded (stage 0) and the final meshes, on the CPU (``zoo predict``)."""
+        out = self.net(batch["image"], batch["P"])
+        ids = batch.get("id", [str(i) for i in range(batch["image"].shape[0])])
+        return [{"id": str(ids[b]), "vertices": out["vertices"][b].detach().cpu(),
+                 "decoded": tuple(t.detach().cpu() for t in out["meshes"][0][b]),
+                 "mesh": tuple(t.detach().cpu() for t in out["meshes"][-1][b])} for b in range(len(out["meshes"][0]))]
+
     def on_validation_epoch_start(self) -> None:
         self._media = []
 

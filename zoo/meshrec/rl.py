@@ -98,7 +98,8 @@ def triangulation_reward(verts: torch.Tensor, tris: torch.Tensor, actions: torch
         terms["faces"].append(verts.new_tensor(abs(faces.shape[0] - 2 * n) / (2 * n)))
         terms["overlap"].append(ov)
     t = {k: torch.stack(v) for k, v in terms.items()}
-    reward = -(weights.cd * t["cd"] + weights.nm * t["nm"] + weights.faces * t["faces"] + weights.overlap * t["overlap"])
+    reward = -(weights.cd * t["cd"] + weights.nm * t["nm"] + weights.faces * t["faces"]
+               + weights.overlap * t["overlap"])
     return reward, t
 
 

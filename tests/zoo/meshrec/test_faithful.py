@@ -84,7 +84,8 @@ def _test_metrics(module, data) -> dict[str, float]:
     for s, meshes in enumerate(out["meshes"]):
         for i, (v, f) in enumerate(meshes):
             pts, _ = ops.sample_points(v, f, 2000, generator=g)
-            res.setdefault(f"cd_stage{s}", []).append(float(ops.chamfer_distance(pts[None], b["points"][i:i + 1])[0][0]))
+            cd = ops.chamfer_distance(pts[None], b["points"][i:i + 1])[0][0]
+            res.setdefault(f"cd_stage{s}", []).append(float(cd))
     for i, (v, f) in enumerate(out["meshes"][0]):
         res.setdefault("euler", []).append(ops.euler_characteristic(v, f))
         res.setdefault("nonmanifold", []).append(ops.nonmanifold_edge_ratio(f))
@@ -125,7 +126,8 @@ def test_faithful_small_scale_check():
           f" stage1 {1e3 * rl['cd_stage1']:.1f} stage2 {1e3 * rl['cd_stage2']:.1f}"
           f" (sphere/cube/torus {1e3 * rl['cd_stage2_sphere']:.1f}/{1e3 * rl['cd_stage2_cube']:.1f}/"
           f"{1e3 * rl['cd_stage2_torus']:.1f}); template {1e3 * tpl['cd_stage2']:.1f}"
-          f" ({1e3 * tpl['cd_stage2_sphere']:.1f}/{1e3 * tpl['cd_stage2_cube']:.1f}/{1e3 * tpl['cd_stage2_torus']:.1f});"
+          f" ({1e3 * tpl['cd_stage2_sphere']:.1f}/{1e3 * tpl['cd_stage2_cube']:.1f}/"
+          f"{1e3 * tpl['cd_stage2_torus']:.1f});"
           f" euler {rl['euler']:.1f} (template {tpl['euler']:.1f}); nonmanifold {rl['nonmanifold']:.3f}")
     assert vgn1 <= vgn0 / 10  # (a)
     assert abs(reward_end) <= abs(reward0) / 5  # (b)

@@ -88,6 +88,9 @@ def test_short_fit_logs_stage_metrics_and_wandb_meshes(tmp_path, monkeypatch):
                         default_root_dir=tmp_path)
     trainer.fit(module, data)
     res = trainer.test(module, data, verbose=False)[0]
+    preds = [p for batch in trainer.predict(module, data.test_dataloader()) for p in batch]
+    assert len(preds) == 4 and preds[0]["vertices"].shape == (32, 3)
+    assert preds[0]["mesh"][1].shape[0] == 4 * preds[0]["decoded"][1].shape[0]  # one subdivision after stage 1
     wandb_logger.experiment.finish()
     for key in ("chamfer", "chamfer_vertices", "chamfer_stage0", "chamfer_stage1", "chamfer_stage2", "normal",
                 "f1@0.1", "f1@0.3", "f1@0.5", "euler", "nonmanifold", "p2m_f1@0.01"):

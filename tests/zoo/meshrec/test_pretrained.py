@@ -1,5 +1,6 @@
 """Shipped weights: ``zoo.load("meshrec_shapes")`` (hash-checked) reconstructs unseen procedural shapes better than
-the untrained network and than its own vertex set, and decodes mostly closed meshes; a ``zoo fit`` checkpoint loads both ways."""
+the untrained network and than its own vertex set, and decodes mostly closed meshes; a ``zoo fit`` checkpoint loads
+both ways."""
 import os
 import subprocess
 import sys
@@ -59,7 +60,8 @@ def test_shipped_weights_load_hash_checked_and_reconstruct_unseen_shapes():
 def test_zoo_fit_checkpoint_loads_with_zoo_load_and_load_from_checkpoint(tmp_path):
     from zoo.meshrec.module import RLTriMeshModule
 
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "WANDB_MODE": "offline",
+           "WANDB_SILENT": "true"}
     cmd = [sys.executable, "-m", "zoo.cli", "fit", "--config", str(ROOT / "configs/meshrec/tiny.yaml"),
            "--trainer.default_root_dir", str(tmp_path), "--trainer.max_epochs", "2", "--trainer.logger", "false",
            "--trainer.check_val_every_n_epoch", "1", "--model.init_args.stage_epochs", "[1, 1, 0, 0]",

@@ -86,7 +86,8 @@ def test_policy_is_permutation_equivariant_and_starts_at_the_init_probability():
 def test_bernoulli_log_prob_entropy_and_stable_probs_by_hand():
     p = torch.tensor([0.2, 0.9, 0.5])
     a = torch.tensor([[1, 0, 1], [0, 0, 0]])
-    expect = torch.tensor([math.log(0.2) + math.log(0.1) + math.log(0.5), math.log(0.8) + math.log(0.1) + math.log(0.5)])
+    expect = torch.tensor([math.log(0.2) + math.log(0.1) + math.log(0.5),
+                           math.log(0.8) + math.log(0.1) + math.log(0.5)])
     torch.testing.assert_close(bernoulli_log_prob(p, a), expect)
     h = -(p * p.log() + (1 - p) * (1 - p).log()).mean()
     torch.testing.assert_close(bernoulli_entropy(p), h)
