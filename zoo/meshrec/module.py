@@ -124,7 +124,7 @@ class RLTriMeshModule(L.LightningModule):
         with torch.set_grad_enabled(not frozen_encoder):
             feats, code = net.encoder(img)
             verts = net.vgn(code)
-        logs: dict[str, torch.Tensor] = {}
+        logs: dict[str, torch.Tensor | float] = {}
         loss = img.new_zeros(())
         if stage in ("vgn", "joint"):
             l_v = vertex_set_chamfer(verts, points).mean()
@@ -166,12 +166,13 @@ class RLTriMeshModule(L.LightningModule):
                 l_ref = self._refine_loss(meshes, feats, P, size, points, normals, logs)
                 loss = loss + l_ref
         logs["train/loss"] = loss.detach()
-        logs["train/stage"] = torch.tensor(float(STAGES.index(stage)))
+        logs["train/stage"] = float(STAGES.index(stage))
         self.log_dict(logs, on_step=True, on_epoch=True, batch_size=bsz, sync_dist=True)
         if not loss.requires_grad:
             return None
         if self.hparams.skip_loss_above is not None and float(loss.detach()) > self.hparams.skip_loss_above:
-            return None  # Mesh R-CNN skips exploding losses
+            # Mesh R-CNN skips exploding losses; under DDP every rank must still run backward, so send zero gradients
+            return loss * 0.0 if self.trainer.world_size > 1 else None
         return loss
 
     def _refine_loss(self, meshes, feats, P, size, points, normals, logs) -> torch.Tensor:
@@ -233,8 +234,8 @@ class RLTriMeshModule(L.LightningModule):
             add("components", ops.connected_components(f))
             add("faces", f.shape[0])
         logs["chamfer"] = logs[f"chamfer_stage{final}"]
-        self.log_dict({f"{prefix}/{k}": torch.tensor(v) for k, v in logs.items()}, on_epoch=True, batch_size=bsz,
-                      sync_dist=True)
+        self.log_dict({f"{prefix}/{k}": float(v) for k, v in logs.items()}, on_epoch=True, batch_size=bsz,
+                      sync_dist=True)  # python floats: Lightning puts them on the module's device for the all-reduce
         if prefix == "val" and len(self._media) < self.hparams.max_media:
             for b in range(min(bsz, self.hparams.max_media - len(self._media))):
                 v, f = out["meshes"][-1][b]
