@@ -42,6 +42,22 @@ def log_meshes(loggers, items: list[dict], step: int, tag: str = "val/meshes") -
     return len(objects)
 
 
+def log_stage_chart(loggers, chamfers: list[float], step: int, tag: str = "val/chamfer_per_stage") -> bool:
+    """Log the chamfer of every stage (0 = decoded VGN mesh, 1..S = refined) as a W&B line chart."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    wandb_loggers = [lg for lg in loggers if isinstance(lg, WandbLogger)]
+    if not wandb_loggers or not chamfers:
+        return False
+    import wandb
+
+    table = wandb.Table(data=[[s, float(c)] for s, c in enumerate(chamfers)], columns=["stage", "chamfer"])
+    for lg in wandb_loggers:
+        lg.experiment.log({tag: wandb.plot.line(table, "stage", "chamfer", title="chamfer per stage"),
+                           "trainer/global_step": step})
+    return True
+
+
 def plot_meshes(meshes: list[tuple[torch.Tensor, torch.Tensor]], titles: list[str] | None = None, gt=None, axes=None):
     """Matplotlib previews of meshes (``Poly3DCollection``, shaded by normal z), with the GT points if given."""
     import matplotlib.pyplot as plt

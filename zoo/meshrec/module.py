@@ -261,9 +261,14 @@ class RLTriMeshModule(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         if self._media and (self.current_epoch + 1) % max(self.hparams.media_every_n_epochs, 1) == 0:
-            from zoo.meshrec.media import log_meshes
+            from zoo.meshrec.media import log_meshes, log_stage_chart
 
             log_meshes(self.loggers, self._media, step=self.global_step, tag="val/meshes")
+            metrics, chamfers, s = self.trainer.callback_metrics, [], 0
+            while f"val/chamfer_stage{s}" in metrics:
+                chamfers.append(float(metrics[f"val/chamfer_stage{s}"]))
+                s += 1
+            log_stage_chart(self.loggers, chamfers, step=self.global_step)
         self._media = []
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:

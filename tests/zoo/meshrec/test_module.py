@@ -107,5 +107,7 @@ def test_short_fit_logs_stage_metrics_and_wandb_meshes(tmp_path, monkeypatch):
     logged = [row for row in run["history"] if "val/meshes/count" in row]
     assert len(logged) == 4 and all(r["val/meshes/count"] == 2 and r["val/meshes/_type"] == "object3D" for r in logged)
     assert all(r["val/meshes_gt/count"] == 2 for r in logged)  # the GT clouds beside them
+    charts = [row for row in run["history"] if any(k.startswith("val/chamfer_per_stage") for k in row)]
+    assert len(charts) == 4  # the per-stage chamfer chart at every validation
     glb = list(Path(tmp_path).rglob("media/object3D/val/*.glb"))
     assert glb and glb[0].read_bytes()[:4] == b"glTF"
