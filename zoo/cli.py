@@ -8,6 +8,7 @@ params/MACs summary, and a test of the best checkpoint after ``fit``.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any, Optional
 
@@ -106,6 +107,11 @@ def main(args: list[str] | None = None) -> None:
     try:
         _run_cli(args)
     finally:
+        # Flush the W&B run before exit: without an explicit finish() the offline .wandb file is completed by
+        # wandb's atexit hook and service process, and a reader started right after the command can find it empty.
+        wandb = sys.modules.get("wandb")
+        if wandb is not None and getattr(wandb, "run", None) is not None:
+            wandb.finish()
         # A gloo/NCCL group left open at interpreter exit can abort the process ("terminate called without an
         # active exception", exit -6) after a successful DDP run; close it explicitly.
         if torch.distributed.is_available() and torch.distributed.is_initialized():

@@ -6,6 +6,7 @@ wandb's own protobuf schema (``wandb.proto.wandb_internal_pb2.Record``), which d
 from __future__ import annotations
 
 import json
+import time
 import struct
 import zlib
 from pathlib import Path
@@ -48,17 +49,29 @@ def iter_record_bytes(path: str | Path) -> Iterator[bytes]:
             pending = b""
 
 
-def read_run(path: str | Path) -> dict[str, Any]:
-    """``{"history": [rows], "config": {...}, "summary": {...}}`` of an offline run file or run folder."""
+def read_run(path: str | Path, wait: float = 15.0) -> dict[str, Any]:
+    """``{"history": [rows], "config": {...}, "summary": {...}, "finished": bool}`` of an offline run file or folder.
+
+    wandb's service process writes the file asynchronously; until the run's exit record is in it, the reader
+    polls for up to ``wait`` seconds (``finished`` says whether the exit record was seen).
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        out = _read_once(Path(path))
+        if out["finished"] or time.monotonic() >= deadline:
+            return out
+        time.sleep(0.25)
+
+
+def _read_once(path: Path) -> dict[str, Any]:
     from wandb.proto import wandb_internal_pb2 as pb
 
-    path = Path(path)
     if path.is_dir():
         files = sorted(path.glob("*.wandb"))
         if not files:
             raise FileNotFoundError(f"no run-*.wandb file in {path}")
         path = files[0]
-    out: dict[str, Any] = {"history": [], "config": {}, "summary": {}}
+    out: dict[str, Any] = {"history": [], "config": {}, "summary": {}, "finished": False}
     for raw in iter_record_bytes(path):
         record = pb.Record()
         record.ParseFromString(raw)
@@ -69,6 +82,8 @@ def read_run(path: str | Path) -> dict[str, Any]:
             out["config"].update({_key(i): json.loads(i.value_json) for i in record.config.update})
         elif kind == "summary":
             out["summary"].update({_key(i): json.loads(i.value_json) for i in record.summary.update})
+        elif kind == "exit":
+            out["finished"] = True
     return out
 
 
