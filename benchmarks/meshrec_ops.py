@@ -21,7 +21,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from zoo.meshrec import metrics, ops  # noqa: E402
+from zoo.core.mesh import metrics, ops  # noqa: E402
 
 
 def best_time(fn: Callable[[], object], device: torch.device, repeats: int) -> float:

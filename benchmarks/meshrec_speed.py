@@ -59,7 +59,7 @@ def profile(net, img, P, sync) -> dict[str, float]:
         dt2, verts = _timed(lambda: net.vgn(code), sync)
         times["VGN (encoder + head)"] = dt + dt2
 
-        from zoo.meshrec import ops
+        from zoo.core.mesh import ops
         from zoo.meshrec.triangulation import stable_probs
 
         times["  candidates"], cands = _timed(lambda: net.candidate_builder(verts), sync)
@@ -100,7 +100,7 @@ def main() -> None:
     dev = torch.device(args.device)
     net, template = net.to(dev).eval(), template.to(dev).eval()
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
-    from zoo.meshrec.render import camera_matrix
+    from zoo.core.mesh.render import camera_matrix
 
     if args.scale == "tiny":  # rendered procedural shapes, so the decoded meshes have their usual size
         from datamodules.shapes3d import ProceduralShapes

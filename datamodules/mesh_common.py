@@ -54,7 +54,7 @@ def load_obj(path: str | Path) -> tuple[Tensor, Tensor]:
 
 def surface_samples(verts: Tensor, faces: Tensor, n: int, seed: int | None = None) -> tuple[Tensor, Tensor]:
     """``n`` area-weighted surface points and normals (seeded when ``seed`` is given, for fixed val/test targets)."""
-    from zoo.meshrec.ops import sample_points
+    from zoo.core.mesh.ops import sample_points
 
     g = torch.Generator().manual_seed(seed) if seed is not None else None
     with torch.no_grad():

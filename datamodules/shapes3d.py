@@ -8,7 +8,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from datamodules.mesh_common import mesh_loader, surface_samples
-from zoo.meshrec.render import SHAPE_KINDS, camera_matrix, make_shape, random_rotation, render_mesh
+from zoo.core.mesh.render import SHAPE_KINDS, camera_matrix, make_shape, random_rotation, render_mesh
 
 
 class ProceduralShapes(Dataset):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from zoo.meshrec import ops
+from zoo.core.mesh import ops
 
 
 def vertex_set_chamfer(verts: torch.Tensor, points: torch.Tensor) -> torch.Tensor:

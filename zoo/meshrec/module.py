@@ -8,10 +8,10 @@ from typing import Any, Literal, Sequence
 import lightning.pytorch as L
 import torch
 
-from zoo.meshrec import ops
+from zoo.core.mesh import ops
 from zoo.meshrec.episodes import sample_episodes
 from zoo.meshrec.losses import mesh_loss, vertex_set_chamfer
-from zoo.meshrec.metrics import compare_points
+from zoo.core.mesh.metrics import compare_points
 from zoo.meshrec.net import IcosphereTemplateNet, RLTriMeshNet, compact_mesh
 from zoo.meshrec.rl import RewardWeights, expected_losses, rloo_loss, triangulation_reward
 from zoo.meshrec.triangulation import bernoulli_entropy, bernoulli_log_prob

@@ -8,7 +8,7 @@ from typing import Literal, Sequence
 import torch
 from torch import nn
 
-from zoo.meshrec import ops
+from zoo.core.mesh import ops
 from zoo.meshrec.encoder import ImageEncoder
 from zoo.meshrec.episodes import sample_episodes
 from zoo.meshrec.refiner import HierarchicalRefiner
@@ -29,7 +29,7 @@ def compact_mesh(verts: torch.Tensor, faces: torch.Tensor,
 
 def default_camera(img: torch.Tensor) -> torch.Tensor:
     """The procedural-shapes camera for ``img``'s size, used when no ``P`` is given (e.g. by the profiler)."""
-    from zoo.meshrec.render import camera_matrix
+    from zoo.core.mesh.render import camera_matrix
 
     return camera_matrix((img.shape[-2], img.shape[-1])).to(img).expand(img.shape[0], 3, 4)
 

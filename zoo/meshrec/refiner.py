@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from zoo.meshrec import ops
+from zoo.core.mesh import ops
 
 
 class RefinementStage(nn.Module):

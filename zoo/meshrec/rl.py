@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from zoo.meshrec import ops
+from zoo.core.mesh import ops
 
 
 @dataclass

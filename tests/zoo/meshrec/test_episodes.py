@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from zoo.meshrec import ops
+from zoo.core.mesh import ops
 from zoo.meshrec.episodes import sample_episodes
 from zoo.meshrec.net import RLTriMeshNet
 from zoo.meshrec.rl import rloo_loss

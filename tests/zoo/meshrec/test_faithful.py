@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from datamodules.shapes3d import ProceduralShapes
-from zoo.meshrec import ops
+from zoo.core.mesh import ops
 from zoo.meshrec.losses import vertex_set_chamfer
 from zoo.meshrec.module import RLTriMeshModule
 from zoo.meshrec.rl import triangulation_reward

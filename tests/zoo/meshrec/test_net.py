@@ -3,7 +3,7 @@ hierarchy, the forward contract of RLTriMeshNet (train samples, eval decodes) an
 import pytest
 import torch
 
-from zoo.meshrec import ops
+from zoo.core.mesh import ops
 from zoo.meshrec.encoder import ImageEncoder
 from zoo.meshrec.net import IcosphereTemplateNet, RLTriMeshNet, compact_mesh
 from zoo.meshrec.refiner import HierarchicalRefiner

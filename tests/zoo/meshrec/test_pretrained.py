@@ -12,7 +12,7 @@ import torch
 import zoo
 from datamodules.shapes3d import ProceduralShapes
 from zoo.hub import sha256_file
-from zoo.meshrec import ops
+from zoo.core.mesh import ops
 from zoo.registry import get_entry
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from zoo.meshrec import ops
+from zoo.core.mesh import ops
 from zoo.meshrec.rl import (RewardWeights, expected_losses, overlap_score, point_triangle_distance, rloo_loss,
                             triangulation_reward)
 

@@ -5,7 +5,7 @@ import math
 
 import torch
 
-from zoo.meshrec import ops
+from zoo.core.mesh import ops
 from zoo.meshrec.triangulation import (CandidateBuilder, TrianglePolicy, bernoulli_entropy, bernoulli_log_prob,
                                        clique_candidates, greedy_manifold_decode, knn_indices, pca_normals,
                                        stable_probs, triangle_geometry)

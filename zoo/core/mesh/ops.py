@@ -391,7 +391,7 @@ _METRICS = ("f1_score", "emd_exact", "emd_sinkhorn", "voxel_iou", "normalize_sca
 def __getattr__(name: str):
     """Re-export the evaluation metrics (they live in ``metrics.py``, which imports this module)."""
     if name in _METRICS:
-        from zoo.meshrec import metrics
+        from zoo.core.mesh import metrics
 
         return getattr(metrics, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from zoo.meshrec.ops import _nn_sq, chamfer_distance
+from zoo.core.mesh.ops import _nn_sq, chamfer_distance
 
 GT10_THRESHOLDS = (0.1, 0.3, 0.5)
 P2M_SCALE = 0.57

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from zoo.meshrec.ops import icosphere, sample_points
+from zoo.core.mesh.ops import icosphere, sample_points
 
 SHAPE_KINDS = ("sphere", "cube", "torus")
 TOY_DEPTH = 2.5  # camera distance of the toy scenes (object of unit size at the origin of the frame)

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from zoo.meshrec import ops
+from zoo.core.mesh import ops
 
 torch.set_num_threads(1)
 

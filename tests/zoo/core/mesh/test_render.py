@@ -4,8 +4,8 @@ import math
 import pytest
 import torch
 
-from zoo.meshrec import ops
-from zoo.meshrec.render import camera_matrix, make_shape, random_rotation, render_mesh, splat
+from zoo.core.mesh import ops
+from zoo.core.mesh.render import camera_matrix, make_shape, random_rotation, render_mesh, splat
 
 torch.set_num_threads(1)
 
@@ -18,7 +18,7 @@ def test_shapes_are_closed_with_the_right_topology_and_size():
         assert ops.connected_components(f) == 1
         assert float((v.max(0).values - v.min(0).values).max()) == pytest.approx(1.0, abs=0.01)
         # outward winding: the winding number is +1 inside (sign convention of metrics.winding_numbers)
-        from zoo.meshrec.metrics import winding_numbers
+        from zoo.core.mesh.metrics import winding_numbers
         inside = torch.tensor([[0.35, 0.0, 0.0]]) if kind == "torus" else torch.zeros(1, 3)
         assert float(winding_numbers(v, f, inside)) == pytest.approx(1.0, abs=1e-4)
         r = random_rotation(g)

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from zoo.meshrec import metrics, ops
+from zoo.core.mesh import metrics, ops
 
 torch.set_num_threads(1)
 
