@@ -13,8 +13,8 @@ from PIL import Image
 
 import datamodules.pix3d as pix3d
 from datamodules.pix3d import Pix3DDataModule, mask_agreement
-from zoo.meshrec import ops
-from zoo.meshrec.render import random_rotation
+from zoo.core.mesh import ops
+from zoo.core.mesh.render import random_rotation
 
 torch.set_num_threads(1)
 MODELS = {"chair": "model/chair/IKEA_A/model.obj", "table": "model/table/IKEA_B/model.obj"}

@@ -13,7 +13,7 @@ import trimesh
 from PIL import Image
 
 from datamodules.shapenet import ShapeNetR2N2DataModule, parse_rendering_metadata
-from zoo.meshrec import ops
+from zoo.core.mesh import ops
 
 torch.set_num_threads(1)
 SIZE = 137

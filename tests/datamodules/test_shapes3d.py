@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from datamodules.shapes3d import ProceduralShapes, ProceduralShapesDataModule
-from zoo.meshrec import ops
-from zoo.meshrec.metrics import nn_distances
+from zoo.core.mesh import ops
+from zoo.core.mesh.metrics import nn_distances
 
 torch.set_num_threads(1)
 
