@@ -17,6 +17,7 @@ __version__ = "0.1.0"
 def create_model(name: str, pretrained: bool = False, **kwargs: Any) -> nn.Module:
     """Build registered model ``name``; ``pretrained=True`` loads its registered weights (sha256-checked)."""
     entry = get_entry(name)
+    name = entry.name
     if not pretrained:
         return entry.builder(**kwargs)
     if entry.weights is None:

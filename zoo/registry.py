@@ -91,8 +91,11 @@ def list_models(pattern: str = "*", *, pretrained: bool = False) -> list[str]:
 
 
 def get_entry(name: str) -> ModelEntry:
-    """The registry entry of ``name``; an unknown name raises with the closest matches."""
+    """The registry entry of ``name`` (``-`` and ``_`` are interchangeable); an unknown name raises with the
+    closest matches."""
     _discover()
+    if name not in _REGISTRY and name.replace("-", "_") in _REGISTRY:
+        name = name.replace("-", "_")
     if name not in _REGISTRY:
         close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
         hint = f" Did you mean: {', '.join(close)}?" if close else ""

@@ -57,6 +57,15 @@ def test_list_and_create_models():
     assert net(torch.rand(2, 1, 8, 8)).shape == (2, 10)
 
 
+def test_hyphenated_names_resolve_to_the_registered_underscore_names():
+    net = zoo.load("quickstart-cnn")  # the spelling the issues use (e.g. "darts-digits")
+    ref = zoo.load("quickstart_cnn")
+    for a, b in zip(net.state_dict().values(), ref.state_dict().values()):
+        assert torch.equal(a, b)
+    with pytest.raises(KeyError, match="unknown model 'quickstart-cn'"):
+        zoo.create_model("quickstart-cn")
+
+
 def test_unknown_name_suggests_close_matches():
     with pytest.raises(KeyError, match="Did you mean: quickstart_cnn"):
         zoo.create_model("quickstart_cn")
