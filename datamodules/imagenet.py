@@ -7,21 +7,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import lightning.pytorch as pl
-import torch
-from torch.utils.data import DataLoader
+from datamodules.base import SplitDataModule
 
 IMAGENET_URL = "https://image-net.org/download-images.php"
 IMG_EXTENSIONS = (".jpeg", ".jpg", ".png")
 
 
-class ImageNetDataModule(pl.LightningDataModule):
+class ImageNetDataModule(SplitDataModule):
     """ILSVRC2012 train/val folders; train: RandomResizedCrop + flip (+ colour jitter), val: resize 256, centre crop.
 
     ``plain_train=True`` only resizes and centre-crops training images to ``resize_size`` (fixed-size batches for
     augmentation on the accelerator, e.g. self-supervised two-view pipelines); ``subset_fraction`` keeps the first
     fraction of the (sorted) training images, as NASiam's search on the first quarter of ImageNet.
     """
+
+    drop_last_train = True
 
     def __init__(self, data_dir: str = "data/imagenet", batch_size: int = 128, num_workers: int = 8,
                  image_size: int = 224, resize_size: int = 256, color_jitter: float = 0.4,
@@ -80,18 +80,3 @@ class ImageNetDataModule(pl.LightningDataModule):
 
             train = Subset(train, list(range(max(1, int(len(train) * fraction)))))
         self.datasets = {"train": train, "val": val, "test": val}
-
-    def _loader(self, name: str, shuffle: bool) -> DataLoader:
-        self.setup()
-        return DataLoader(self.datasets[name], batch_size=self.batch_size, shuffle=shuffle, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0, pin_memory=torch.cuda.is_available(),
-                          drop_last=shuffle)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", False)

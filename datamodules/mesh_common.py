@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import lightning.pytorch as L
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 from torch.utils.data.dataloader import default_collate
+
+from datamodules.base import SplitDataModule
 
 MESH_KEYS = ("verts", "faces")
 
@@ -23,13 +24,6 @@ def mesh_collate(batch: list[dict]) -> dict:
             s[k] = v[s_i]
     out.update(ragged)
     return out
-
-
-def mesh_loader(ds: Dataset, batch_size: int, shuffle: bool, num_workers: int, drop_last: bool = False) -> DataLoader:
-    """A loader over mesh samples with ``mesh_collate``."""
-    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers, drop_last=drop_last,
-                      collate_fn=mesh_collate, persistent_workers=num_workers > 0,
-                      pin_memory=torch.cuda.is_available())
 
 
 def load_obj(path: str | Path) -> tuple[Tensor, Tensor]:
@@ -111,10 +105,10 @@ def read_rgb(path: Path, background: float | None = None) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)
 
 
-class MeshSplitDataModule(L.LightningDataModule):
-    """Base of the file-backed mesh datamodules: ``setup`` fills ``self.datasets`` (train/val/test) once."""
+class MeshSplitDataModule(SplitDataModule):
+    """Base of the mesh datamodules: ``build`` makes the train/val/test datasets once; batches keep meshes as lists."""
 
-    datasets: dict[str, Dataset]
+    collate_fn = staticmethod(mesh_collate)
 
     def build(self) -> dict[str, Dataset]:
         raise NotImplementedError
@@ -122,22 +116,6 @@ class MeshSplitDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         if not hasattr(self, "datasets"):
             self.datasets = self.build()
-
-    def _loader(self, name: str, shuffle: bool) -> DataLoader:
-        self.setup()
-        return mesh_loader(self.datasets[name], self.hparams.batch_size, shuffle, self.hparams.num_workers)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", False)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("test", False)
 
 
 def pick_points(points: Tensor, normals: Tensor, n: int, seed: int | None = None) -> tuple[Tensor, Tensor]:

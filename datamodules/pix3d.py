@@ -156,6 +156,7 @@ class Pix3DDataModule(MeshSplitDataModule):
                  batch_size: int = 32, num_workers: int = 0, download: bool = False) -> None:
         super().__init__()
         self.save_hyperparameters()
+        self.batch_size, self.num_workers = batch_size, num_workers
         unknown = sorted(set(categories or []) - set(PIX3D_CATEGORIES))
         if unknown:
             raise ValueError(f"unknown Pix3D categories {unknown}; expected some of {list(PIX3D_CATEGORIES)}")

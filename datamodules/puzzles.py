@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import lightning.pytorch as pl
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
+
+from datamodules.base import SplitDataModule
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 SKIMAGE_NAMES = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "retina",
@@ -93,32 +94,16 @@ class PuzzleImages(Dataset):
         return img * 2.0 - 1.0, order
 
 
-class _PuzzleDataModule(pl.LightningDataModule):
-    """Shared loaders of the puzzle DataModules."""
+class _PuzzleDataModule(SplitDataModule):
+    """Shared settings of the puzzle DataModules (loaders from ``SplitDataModule``; full training batches)."""
+
+    drop_last_train = True
 
     def __init__(self, grid: int, frag: int, gap: int, batch_size: int, num_workers: int, seed: int) -> None:
         super().__init__()
         self.grid, self.frag, self.gap = grid, frag, gap
         self.batch_size, self.num_workers, self.seed = batch_size, num_workers, seed
         self.datasets: dict[str, Dataset] = {}
-
-    def _loader(self, name: str, train: bool) -> DataLoader:
-        if name not in self.datasets:
-            self.setup()
-        return DataLoader(self.datasets[name], batch_size=self.batch_size, shuffle=train, drop_last=train,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", False)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("test", False)
 
 
 class _LoadImage:

@@ -188,6 +188,7 @@ class ShapeNetR2N2DataModule(MeshSplitDataModule):
         if layout not in LAYOUT_HELP:
             raise ValueError(f"layout must be one of {sorted(LAYOUT_HELP)}, got {layout!r}")
         self.save_hyperparameters()
+        self.batch_size, self.num_workers = batch_size, num_workers
         self.synsets = list(synsets) if synsets else sorted(R2N2_SYNSETS)
         self.num_classes = len(self.synsets)
 

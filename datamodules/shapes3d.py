@@ -2,12 +2,11 @@
 cubes and tori of random scale and rotation, rendered by the torch point-splat renderer. No download; seeded."""
 from __future__ import annotations
 
-import lightning.pytorch as L
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from datamodules.mesh_common import mesh_loader, surface_samples
+from datamodules.mesh_common import MeshSplitDataModule, surface_samples
 from zoo.core.mesh.render import SHAPE_KINDS, camera_matrix, make_shape, random_rotation, render_mesh
 
 
@@ -49,7 +48,7 @@ class ProceduralShapes(Dataset):
         return dict(self.samples[i])
 
 
-class ProceduralShapesDataModule(L.LightningDataModule):
+class ProceduralShapesDataModule(MeshSplitDataModule):
     """Train/val/test procedural shapes (96/24/24 by default): the CI default of the mesh-reconstruction paper."""
 
     def __init__(self, num_train: int = 96, num_val: int = 24, num_test: int = 24, image_size: int = 64,
@@ -58,30 +57,12 @@ class ProceduralShapesDataModule(L.LightningDataModule):
                  num_workers: int = 0, return_mesh: bool = False) -> None:
         super().__init__()
         self.save_hyperparameters()
+        self.batch_size, self.num_workers = batch_size, num_workers
         self.num_classes = len(kinds)
 
-    def setup(self, stage: str | None = None) -> None:
-        if hasattr(self, "datasets"):
-            return
+    def build(self) -> dict[str, Dataset]:
         h = self.hparams
         kw = dict(image_size=h.image_size, channels=h.channels, num_points=h.num_points, kinds=tuple(h.kinds),
                   scale_range=tuple(h.scale_range), return_mesh=h.return_mesh)
-        self.datasets = {name: ProceduralShapes(n, seed=h.seed + k, split=name, **kw)
-                         for k, (name, n) in enumerate([("train", h.num_train), ("val", h.num_val),
-                                                        ("test", h.num_test)])}
-
-    def _loader(self, name: str, shuffle: bool) -> DataLoader:
-        self.setup()
-        return mesh_loader(self.datasets[name], self.hparams.batch_size, shuffle, self.hparams.num_workers)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", False)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self._loader("test", False)
+        return {name: ProceduralShapes(n, seed=h.seed + k, split=name, **kw)
+                for k, (name, n) in enumerate([("train", h.num_train), ("val", h.num_val), ("test", h.num_test)])}
