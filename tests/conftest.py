@@ -34,6 +34,25 @@ def run_zoo(args: list[str], *, cwd: Path = ROOT, timeout: float = 300, threads:
     return proc
 
 
+DDP_EPILOGUE = """
+import torch.distributed as _dist
+if _dist.is_available() and _dist.is_initialized():  # an open gloo group can abort the interpreter at exit (-6)
+    _dist.destroy_process_group()
+"""
+
+
+def run_ddp_script(code: str, tmp_path: Path, *, timeout: float, **env: str) -> subprocess.CompletedProcess:
+    """Write ``code`` to ``tmp_path/run.py`` and run it (Lightning starts the second CPU rank by re-running the
+    file); one thread per process, the process group closed before exit; fails with the job's stderr."""
+    script = tmp_path / "run.py"
+    script.write_text(code + DDP_EPILOGUE)
+    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=timeout, env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+                                                "PATH": "/usr/bin:/bin", "WANDB_SILENT": "true", **env})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
 def last_metric(csv_dir: Path, name: str) -> float:
     """Last non-empty value of column ``name`` in a CSVLogger ``metrics.csv`` under ``csv_dir``."""
     import csv

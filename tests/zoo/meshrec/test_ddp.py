@@ -1,12 +1,11 @@
 """The staged recipe under DDP (2 CPU processes, gloo): each stage leaves some parameters without gradient, so DDP
 needs ``ddp_find_unused_parameters_true``; with it a fit through every stage ends with identical weights on both
 ranks and a checkpoint that loads."""
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_ddp_script
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = '''
@@ -33,12 +32,7 @@ torch.save({{"state": module.net.state_dict(), "test": res}}, {out!r} + f"/rank{
 @pytest.mark.slow
 @pytest.mark.timeout(400)
 def test_ddp_fit_through_every_stage_keeps_ranks_in_sync(tmp_path):
-    script = tmp_path / "run.py"
-    script.write_text(SCRIPT.format(root=str(ROOT), out=str(tmp_path)))
-    env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "WANDB_MODE": "offline"}
-    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=380,
-                          env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_ddp_script(SCRIPT.format(root=str(ROOT), out=str(tmp_path)), tmp_path, timeout=380, WANDB_MODE="offline")
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     for key, value in r0["state"].items():
         torch.testing.assert_close(r1["state"][key], value, msg=key)

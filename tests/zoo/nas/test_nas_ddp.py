@@ -1,12 +1,11 @@
 """Search modules under DDP (2 CPU processes, gloo): ranks see different data yet keep identical alphas and weights."""
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_ddp_script
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = '''
@@ -41,7 +40,6 @@ if __name__ == "__main__":
                    limit_val_batches=0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                    callbacks=[Dump()])
     t.fit(m, DigitsNASDataModule(batch_size=32))
-    torch.distributed.destroy_process_group()  # an open gloo group can abort the interpreter at exit
 '''
 
 
@@ -49,12 +47,7 @@ if __name__ == "__main__":
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("kind", ["first_order", "second_order", "ddarts"])
 def test_ddp_ranks_stay_in_sync(kind, tmp_path):
-    script = tmp_path / "run.py"
-    script.write_text(SCRIPT.format(root=str(ROOT), out=str(tmp_path), kind=kind))
-    env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
-    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=500,
-                          env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_ddp_script(SCRIPT.format(root=str(ROOT), out=str(tmp_path), kind=kind), tmp_path, timeout=500)
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     assert r0["first"] != r1["first"]  # each rank trains on its own shard
     for x, y in zip(r0["a"] + r0["w"], r1["a"] + r1["w"]):

@@ -2,12 +2,11 @@
 weights and key queues (keys are all-gathered), and the kNN monitor reports one global accuracy."""
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import run_ddp_script
 
 ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = '''
@@ -36,19 +35,13 @@ if __name__ == "__main__":
                    limit_val_batches=2, num_sanity_val_steps=0, logger=False, enable_checkpointing=False,
                    enable_progress_bar=False, callbacks=[Dump(), KNNMonitor(k=20)])
     t.fit(m, DigitsNASDataModule(batch_size=16, search=True, corrupted=False, channels=1))
-    torch.distributed.destroy_process_group()  # an open gloo group can abort the interpreter at exit
 '''
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_ddp_moco_search_keeps_ranks_and_queues_in_sync(tmp_path):
-    script = tmp_path / "run.py"
-    script.write_text(SCRIPT.format(root=str(ROOT), out=str(tmp_path)))
-    env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
-    proc = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=280,
-                          env=env)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_ddp_script(SCRIPT.format(root=str(ROOT), out=str(tmp_path)), tmp_path, timeout=280)
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     assert r0["first"] != r1["first"]  # each rank trains on its own shard
     for x, y in zip(r0["a"] + r0["w"], r1["a"] + r1["w"]):
