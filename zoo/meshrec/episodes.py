@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import torch
 
+from zoo.core.mesh import ops
 
-def _edge_incidence(tris: torch.Tensor, n: int) -> tuple[list[list[int]], list[list[int]]]:
+
+def _edge_incidence(tris: torch.Tensor) -> tuple[list[list[int]], list[list[int]]]:
     """For each candidate its 3 edge ids, and for each edge id the candidates containing it."""
-    t = tris.detach().cpu()
-    keys = torch.minimum(t, t.roll(-1, 1)) * n + torch.maximum(t, t.roll(-1, 1))
-    uniq, inv = torch.unique(keys.reshape(-1), return_inverse=True)
-    tri_edges = inv.view(-1, 3).tolist()
-    members: list[list[int]] = [[] for _ in range(uniq.numel())]
+    ids = ops.face_edge_ids(tris.detach().cpu())
+    tri_edges = ids.tolist()
+    members: list[list[int]] = [[] for _ in range(int(ids.max()) + 1)]
     for c, es in enumerate(tri_edges):
         for e in es:
             members[e].append(c)
@@ -28,7 +28,7 @@ def sample_episodes(probs: torch.Tensor, tris: torch.Tensor, num_vertices: int, 
     t_count = tris.shape[0]
     max_faces = 2 * num_vertices if max_faces is None else max_faces
     scores = torch.cat([torch.logit(probs), probs.new_zeros(1)])  # the stop action scores 0
-    tri_edges, members = _edge_incidence(tris, num_vertices)
+    tri_edges, members = _edge_incidence(tris)
     s = scores.detach().cpu()
     keeps = torch.zeros(num_episodes, t_count, dtype=torch.bool)
     masks, chosen, owner = [], [], []

@@ -271,12 +271,15 @@ class RLTriMeshModule(L.LightningModule):
             log_stage_chart(self.loggers, chamfers, step=self.global_step)
         self._media = []
 
-    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+    def apply_stage_lr(self, optimizers: Sequence[torch.optim.Optimizer]) -> None:
         """Joint fine-tuning (stage D) runs at ``joint_lr_scale`` times the stage A-C learning rates."""
         scale = self.hparams.joint_lr_scale if self.current_stage() == "joint" else 1.0
-        for opt in self.trainer.optimizers if self._trainer is not None else []:
+        for opt in optimizers:
             for group in opt.param_groups:
                 group["lr"] = group.setdefault("base_lr", group["lr"]) * scale
+
+    def on_train_epoch_start(self) -> None:
+        self.apply_stage_lr(self.trainer.optimizers)  # the stage changes only between epochs
 
     # ---------------------------------------------------------------------------------------------------- optimisers
     def configure_optimizers(self):

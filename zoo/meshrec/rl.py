@@ -117,11 +117,6 @@ def rloo_loss(log_probs: torch.Tensor, rewards: torch.Tensor, num_candidates: in
     return loss
 
 
-def _edge_keys(tris: torch.Tensor, n: int) -> torch.Tensor:
-    t = tris
-    return torch.minimum(t, t.roll(-1, 1)) * n + torch.maximum(t, t.roll(-1, 1))  # (T, 3)
-
-
 def expected_losses(verts: torch.Tensor, tris: torch.Tensor, probs: torch.Tensor, gt_points: torch.Tensor,
                     k_nearest: int = 16) -> dict[str, torch.Tensor]:
     """PointTriNet-style expected losses, differentiable in ``probs`` (and the vertices): expected squared distance
@@ -141,8 +136,7 @@ def expected_losses(verts: torch.Tensor, tris: torch.Tensor, probs: torch.Tensor
     pts = torch.einsum("sk,tkd->tsd", _INTERIOR.to(verts), tri)  # (T, 4, 3)
     d_t = torch.cdist(pts.reshape(-1, 3), gt_points).min(dim=1).values.pow(2).view(tris.shape[0], -1).mean(1)
     m2p = (probs * d_t).sum() / probs.sum().clamp_min(1e-6)
-    keys = _edge_keys(tris, verts.shape[0]).reshape(-1)
-    _, inv = torch.unique(keys, return_inverse=True)
+    inv = ops.face_edge_ids(tris).reshape(-1)
     p3 = probs.repeat_interleave(3)
     q = (1 - p3).clamp_min(1e-6)
     log_none = torch.zeros(int(inv.max()) + 1, device=verts.device, dtype=probs.dtype).index_add(0, inv, q.log())

@@ -36,9 +36,7 @@ def _train(module: RLTriMeshModule, data, plan, seed: int = 0) -> None:
     module.train()
     for stage, steps in plan:
         module.hparams.stage = stage
-        for group in opt.param_groups:
-            group["lr"] = group.setdefault("base_lr", group["lr"]) * (
-                module.hparams.joint_lr_scale if stage == "joint" else 1.0)
+        module.apply_stage_lr([opt])
         for _ in range(steps):
             batch = _stack(data, torch.randint(0, len(data), (BATCH,), generator=g).tolist())
             opt.zero_grad()

@@ -168,6 +168,11 @@ def unique_edges(faces: Tensor) -> Tensor:
     return _unique_edges(faces)[0]
 
 
+def face_edge_ids(faces: Tensor) -> Tensor:
+    """For each face the ids of its edges (0,1), (1,2), (2,0), shape (F,3); ids index ``unique_edges(faces)``."""
+    return _unique_edges(faces)[1].view(-1, 3)
+
+
 def edge_face_counts(faces: Tensor) -> tuple[Tensor, Tensor]:
     """Undirected edges (E,2) and how many faces share each (E,): 2 in a closed manifold, 1 on a boundary."""
     if faces.shape[0] == 0:
