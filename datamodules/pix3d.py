@@ -38,7 +38,8 @@ def _read_json(path: Path, what: str):
 
 
 def read_pix3d_json(path: Path) -> list[dict]:
-    """Records of ``pix3d.json`` as ``{img, mask, category, model, R, t, focal_px, box (x0,y0,x1,y1)}``."""
+    """Records of ``pix3d.json`` as ``{img, mask, category, model, R, t, focal_px, box (x0,y0,x1,y1), hidden}``
+    (``hidden``: truncated or (slightly) occluded)."""
     data = _read_json(path, "the Pix3D annotation file")
     if not isinstance(data, list):
         raise ValueError(f"{path}: expected a list of records, found {type(data).__name__}")
@@ -50,7 +51,7 @@ def read_pix3d_json(path: Path) -> list[dict]:
         w = float(r["img_size"][0])
         out.append({"img": r["img"], "mask": r.get("mask"), "category": r["category"], "model": r["model"],
                     "R": r["rot_mat"], "t": r["trans_mat"], "focal_px": float(r["focal_length"]) * w / SENSOR_WIDTH_MM,
-                    "pp": None, "box": tuple(float(v) for v in r["bbox"])})
+                    "pp": None, "box": tuple(float(v) for v in r["bbox"]), "hidden": _hidden(r)})
     return out
 
 
@@ -100,6 +101,7 @@ class Pix3DObjects(Dataset):
         self.square, self.padding, self.mask_bg, self.return_mesh = square_crop, box_padding, mask_background, return_mesh
         self.cache_points, self.cache_dir = max(cache_points, num_points), cache_dir
         self._samples = LRUCache(400)  # Pix3D has 395 models
+        self._meshes = LRUCache(16)  # return_mesh: images of one model share one parsed mesh
 
     def __len__(self) -> int:
         return len(self.records)
@@ -134,7 +136,9 @@ class Pix3DObjects(Dataset):
         out = {"image": img, "points": pts @ rot.t(), "normals": nrm @ rot.t(), "P": P,
                "label": torch.tensor(self.label[r["category"]]), "id": sample_id}
         if self.return_mesh:
-            v, f = load_obj(self.root / r["model"])
+            if r["model"] not in self._meshes:
+                self._meshes.put(r["model"], load_obj(self.root / r["model"]))
+            v, f = self._meshes[r["model"]]
             out.update(verts=v @ rot.t(), faces=f)
         return out
 
@@ -174,10 +178,9 @@ class Pix3DDataModule(MeshSplitDataModule):
                 flags = {r["img"]: r for r in _read_json(root / "pix3d.json", "the Pix3D annotation file")}
                 splits = {k: [r for r in v if not _hidden(flags.get(r["img"], {}))] for k, v in splits.items()}
         else:
-            raw = _read_json(root / "pix3d.json", "the Pix3D annotation file")
             recs = read_pix3d_json(root / "pix3d.json")
             if h.skip_truncated_occluded:
-                recs = [r for r, x in zip(recs, raw) if not _hidden(x)]
+                recs = [r for r in recs if not r["hidden"]]
             perm = torch.randperm(len(recs), generator=torch.Generator().manual_seed(h.seed)).tolist()
             n_test = round(h.test_fraction * len(recs))
             splits = {"train": [recs[i] for i in sorted(perm[n_test:])],

@@ -89,6 +89,7 @@ class ShapeNetViews(Dataset):
         self.cache_points, self.cache_dir = max(cache_points, num_points), cache_dir
         self._meta: dict[tuple[str, str], dict] = {}
         self._samples = LRUCache(64)
+        self._meshes = LRUCache(16)  # return_mesh: a model's 24 views share one parsed mesh
 
     def __len__(self) -> int:
         return len(self.items)
@@ -124,6 +125,11 @@ class ShapeNetViews(Dataset):
         return self._meta[key]
 
     def _mesh(self, sid: str, mid: str) -> tuple[Tensor, Tensor]:
+        if (sid, mid) not in self._meshes:
+            self._meshes.put((sid, mid), self._read_mesh(sid, mid))
+        return self._meshes[(sid, mid)]
+
+    def _read_mesh(self, sid: str, mid: str) -> tuple[Tensor, Tensor]:
         if self.layout == "r2n2":
             return load_obj(self.root / "ShapeNetCore.v1" / sid / mid / "model.obj")
         f = self._model_dir(sid, mid) / "mesh.pt"
