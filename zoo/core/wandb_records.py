@@ -6,8 +6,8 @@ wandb's own protobuf schema (``wandb.proto.wandb_internal_pb2.Record``), which d
 from __future__ import annotations
 
 import json
-import time
 import struct
+import time
 import zlib
 from pathlib import Path
 from typing import Any, Iterator

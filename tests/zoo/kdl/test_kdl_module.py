@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import csv
 import json
-import time
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -83,12 +82,9 @@ def test_module_trains_logs_and_round_trips(tmp_path: Path) -> None:
     # W&B got the kernel parameters, the gap and the confusion matrices (a table of true/predicted/count)
     run_dir = Path(wandb_logger.experiment.dir).parent
     wandb_logger.experiment.finish()
-    wanted = {"kernel/hidden.0.c", "gap/train_minus_val_acc", "test/mean_class_acc"}
-    for _ in range(120):  # the W&B service may still be flushing the offline file after finish()
-        keys = set().union(*read_run(next(run_dir.glob("*.wandb")))["history"])
-        if wanted <= keys:
-            break
-        time.sleep(0.5)
+    run = read_run(next(run_dir.glob("*.wandb")))  # waits for the run's exit record
+    assert run["finished"]
+    keys = set().union(*run["history"])
     assert {"kernel/hidden.0.c", "gap/train_minus_val_acc", "test/mean_class_acc"} <= keys
     assert {"val/confusion_matrix/_type", "test/confusion_matrix/_type"} <= keys
     table_file = next(run_dir.rglob("confusion_matrix_*.table.json"))
