@@ -55,18 +55,21 @@ def _loaders(loader: Any) -> list[Iterable]:
 
 
 @torch.no_grad()
-def extract(fn: Callable[[torch.Tensor], torch.Tensor], loader: Any, device: torch.device,
-            limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Features and labels of every (x, y) batch of ``loader`` (no augmentation is applied)."""
-    feats, labels = [], []
+def extract(fns: dict[str, Callable[[torch.Tensor], torch.Tensor]], loader: Any, device: torch.device,
+            limit: int | None = None) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Each named feature function's features, and the labels, of every (x, y) batch of ``loader`` in one pass
+    (no augmentation is applied)."""
+    feats: dict[str, list[torch.Tensor]] = {name: [] for name in fns}
+    labels = []
     for inner in _loaders(loader):
         for i, batch in enumerate(inner):
             if limit is not None and i >= limit:
                 break
-            x, y = batch[0], batch[1]
-            feats.append(fn(x.to(device)).float())
-            labels.append(y.to(device))
-    return torch.cat(feats), torch.cat(labels)
+            x = batch[0].to(device)
+            for name, fn in fns.items():
+                feats[name].append(fn(x).float())
+            labels.append(batch[1].to(device))
+    return {name: torch.cat(f) for name, f in feats.items()}, torch.cat(labels)
 
 
 class KNNMonitor(pl.Callback):
@@ -129,9 +132,10 @@ class KNNMonitor(pl.Callback):
         dm = trainer.datamodule
         if dm is None:
             raise ValueError("KNNMonitor needs a datamodule whose train_dataloader() gives labelled (x, y) batches")
-        for kind, fn in self._fns(pl_module).items():
-            with torch.random.fork_rng(devices=[]):  # a shuffled bank loader must not move the training RNG
-                bank, bank_y = extract(fn, dm.train_dataloader(), pl_module.device, self.max_bank_batches)
+        with torch.random.fork_rng(devices=[]):  # a shuffled bank loader must not move the training RNG
+            banks, bank_y = extract(self._fns(pl_module), dm.train_dataloader(), pl_module.device,
+                                    self.max_bank_batches)
+        for kind, bank in banks.items():
             qx = torch.cat([q[kind] for q, _ in query])
             qy = torch.cat([y for _, y in query]).to(qx.device)
             scores = knn_predict(qx, bank, bank_y, self._num_classes(trainer, torch.cat([bank_y, qy])), self.k,

@@ -88,7 +88,9 @@ def test_monitor_logs_knn_accuracy_of_any_module_with_a_backbone(combined, tmp_p
 
 def test_feature_fn_and_extract_read_combined_loaders():
     data = _Data(combined=True)
-    feats, labels = extract(nn.Identity(), data.train_dataloader(), torch.device("cpu"))
+    feats, labels = extract({"x": nn.Identity(), "2x": lambda x: 2 * x}, data.train_dataloader(), torch.device("cpu"))
+    assert torch.equal(feats["2x"], 2 * feats["x"])  # one pass over the loader feeds every feature function
+    feats = feats["x"]
     assert feats.shape == (160, 8) and labels.tolist() == data.y[:160].tolist()
     with pytest.raises(ValueError, match="neither forward_features"):
         feature_fn(nn.Linear(2, 2))
@@ -108,6 +110,17 @@ def test_embedding_features_are_monitored_too(tmp_path):
     trainer.fit(_Embedding(True), _Data())
     m = trainer.callback_metrics
     assert float(m["val/knn_acc_embedding"]) == float(m["val/knn_acc"]) > 0.95
+
+    class _ConstantEmbedding(_Backboned):
+        def embed(self, x):
+            return torch.ones_like(x)  # no information: the embedding monitor must see it, not the backbone's
+
+    trainer = pl.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, num_sanity_val_steps=0, default_root_dir=tmp_path,
+                         callbacks=[KNNMonitor(k=20, features="both")], limit_train_batches=1)
+    trainer.fit(_ConstantEmbedding(True), _Data())
+    m = trainer.callback_metrics
+    assert float(m["val/knn_acc"]) > 0.95 and float(m["val/knn_acc_embedding"]) <= 0.35
     with pytest.raises(ValueError, match="features"):
         KNNMonitor(features="projector")
 
