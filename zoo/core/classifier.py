@@ -141,10 +141,9 @@ class ClassifierModule(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
 
     def _max_epochs(self) -> int:
-        trainer = self._trainer
-        if trainer is None or trainer.max_epochs is None or trainer.max_epochs < 1:
-            return 1
-        return int(trainer.max_epochs)
+        from zoo.core.optim import planned_epochs
+
+        return planned_epochs(self, default=1)
 
     def _steps_per_epoch(self) -> int:
         trainer = self._trainer

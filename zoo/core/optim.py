@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from typing import Any, Iterable
 
 import torch
 
@@ -21,6 +21,15 @@ def build_optimizer(
     if name == "rmsprop":
         return torch.optim.RMSprop(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     raise ValueError(f"unknown optimizer {name!r}; expected one of sgd, adam, adamw, rmsprop")
+
+
+def planned_epochs(module: Any, default: int) -> int:
+    """The attached Trainer's ``max_epochs`` (the span of an epoch-based schedule), ``default`` when there is no
+    Trainer or no epoch limit."""
+    trainer = getattr(module, "_trainer", None)
+    if trainer is None or not trainer.max_epochs or trainer.max_epochs < 1:
+        return default
+    return int(trainer.max_epochs)
 
 
 def build_scheduler(

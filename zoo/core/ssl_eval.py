@@ -6,7 +6,6 @@ never one selected on the evaluation split.
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -15,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torchmetrics.classification import MulticlassAccuracy
+
+from zoo.core.optim import build_optimizer, build_scheduler, planned_epochs
 
 #: The pre-training codes' linear-evaluation recipes (NASiam spec section 6); lr None = 30 * batch / 256.
 RECIPES: dict[str, dict[str, Any]] = {
@@ -186,15 +187,7 @@ class LinearEvalModule(pl.LightningModule):
         recipe = RECIPES[hp.recipe]
         lr = hp.lr if hp.lr is not None else (recipe["lr"] if recipe["lr"] is not None else 30.0 * self._batch() / 256)
         wd = hp.weight_decay if hp.weight_decay is not None else recipe["weight_decay"]
-        if recipe["optimizer"] == "adam":
-            opt = torch.optim.Adam(self.fc.parameters(), lr=lr, weight_decay=wd)
-        else:
-            opt = torch.optim.SGD(self.fc.parameters(), lr=lr, momentum=hp.momentum, weight_decay=wd)
-        epochs = int(self.trainer.max_epochs) if self._trainer is not None and (self.trainer.max_epochs or 0) > 0 else 100
-        if recipe["scheduler"] == "cosine":
-            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 0.5 * (1 + math.cos(math.pi * min(e, epochs) / epochs)))
-        elif recipe["scheduler"] == "multistep":
-            sched = torch.optim.lr_scheduler.MultiStepLR(opt, hp.milestones or [60, 80], gamma=0.1)
-        else:
-            return opt
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+        opt = build_optimizer(self.fc.parameters(), recipe["optimizer"], lr=lr, momentum=hp.momentum, weight_decay=wd)
+        sched = build_scheduler(opt, recipe["scheduler"], max_epochs=planned_epochs(self, default=100),
+                                milestones=hp.milestones or [60, 80])
+        return opt if sched is None else {"optimizer": opt, "lr_scheduler": sched}

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torchmetrics.classification import MulticlassAccuracy
 
+from zoo.core.optim import planned_epochs
 from zoo.nas.derive import darts_top2, nested_genotype
 from zoo.nas.genotype import AnyGenotype
 from zoo.nas.mixed import mixing_weights
@@ -198,8 +199,7 @@ class BilevelSearchModule(pl.LightningModule):
 
     # ---- optimisers --------------------------------------------------------------------------
     def _max_epochs(self) -> int:
-        t = self._trainer
-        return int(t.max_epochs) if t is not None and t.max_epochs and t.max_epochs > 0 else 50
+        return planned_epochs(self, default=50)
 
     def configure_optimizers(self):
         hp = self.hparams

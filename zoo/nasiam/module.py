@@ -12,6 +12,7 @@ from typing import Any, Sequence
 import lightning.pytorch as pl
 import torch
 
+from zoo.core.optim import build_optimizer, planned_epochs
 from zoo.nasiam.augment import build_augment
 from zoo.nasiam.frameworks import SiameseNet
 from zoo.nasiam.losses import embedding_std
@@ -141,18 +142,12 @@ def ssl_optimizers(module: pl.LightningModule, params: list[torch.nn.Parameter],
     fixed = [p for p in params if id(p) in pred] if hp.fix_pred_lr else []
     rest = [p for p in params if id(p) not in {id(q) for q in fixed}]
     groups = [{"params": rest, "fix_lr": False}] + ([{"params": fixed, "fix_lr": True}] if fixed else [])
-    if hp.optimizer == "sgd":
-        opt = torch.optim.SGD(groups, lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
-    elif hp.optimizer == "adam":
-        opt = torch.optim.Adam(groups, lr=hp.lr, weight_decay=hp.weight_decay)
-    else:
-        raise ValueError(f"unknown optimizer {hp.optimizer!r}; expected sgd or adam")
+    opt = build_optimizer(groups, hp.optimizer, lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
     if hp.scheduler == "none":
         return opt
     if hp.scheduler != "cosine":
         raise ValueError(f"unknown scheduler {hp.scheduler!r}; expected cosine or none")
-    trainer = module._trainer
-    epochs = int(trainer.max_epochs) if trainer is not None and trainer.max_epochs and trainer.max_epochs > 0 else 100
+    epochs = planned_epochs(module, default=100)
     lambdas = [(lambda e: 1.0) if g["fix_lr"] else (lambda e, n=epochs: cosine_factor(e, n)) for g in groups]
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambdas)
     return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}

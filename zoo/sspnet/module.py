@@ -11,6 +11,7 @@ import torch
 from lightning.pytorch.utilities import rank_zero_only, rank_zero_warn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from zoo.core.optim import planned_epochs
 from zoo.sspnet.augment import PoseAugment
 from zoo.sspnet.losses import LossName, build_targets, sspnet_loss
 from zoo.sspnet.metrics import GroupedMPJPE, PerBlockPoseMetrics, lift_to_camera, root_align
@@ -117,7 +118,7 @@ class SSPNetModule(L.LightningModule):
             raise ValueError(f"optimizer must be 'rmsprop' or 'adam', got {h.optimizer!r}")
         if not h.lr_milestones:
             return opt
-        epochs = self.trainer.max_epochs if self.trainer is not None and self.trainer.max_epochs else 100
+        epochs = planned_epochs(self, default=100)
         milestones = sorted(int(round(m * epochs)) if m < 1 else int(m) for m in h.lr_milestones)
         sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=h.lr_gamma)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
