@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from torch.utils.data import Subset
+
 from datamodules.base import SplitDataModule
 
 IMAGENET_URL = "https://image-net.org/download-images.php"
@@ -63,7 +65,7 @@ class ImageNetDataModule(SplitDataModule):
         hp = self.hparams
         jitter = [T.ColorJitter(hp.color_jitter, hp.color_jitter, hp.color_jitter, 0.2)] if hp.color_jitter > 0 else []
         train_tf = T.Compose([T.RandomResizedCrop(hp.image_size), T.RandomHorizontalFlip(), *jitter, T.ToTensor()])
-        if hp.get("plain_train", False):
+        if hp.plain_train:
             train_tf = T.Compose([T.Resize(hp.resize_size), T.CenterCrop(hp.resize_size), T.ToTensor()])
         val_tf = T.Compose([T.Resize(hp.resize_size), T.CenterCrop(hp.image_size), T.ToTensor()])
         train = datasets.ImageFolder(str(self.data_dir / "train"), transform=train_tf)
@@ -72,11 +74,9 @@ class ImageNetDataModule(SplitDataModule):
             missing = sorted(set(train.classes) ^ set(val.classes))[:5]
             raise ValueError(f"train and val class folders differ in {self.data_dir} (e.g. {missing})")
         self.classes = train.classes
-        fraction = hp.get("subset_fraction", 1.0)
+        fraction = hp.subset_fraction
         if not 0.0 < fraction <= 1.0:
             raise ValueError(f"subset_fraction must be in (0, 1], got {fraction}")
         if fraction < 1.0:
-            from torch.utils.data import Subset
-
             train = Subset(train, list(range(max(1, int(len(train) * fraction)))))
         self.datasets = {"train": train, "val": val, "test": val}
