@@ -22,7 +22,7 @@ def _fit(module, data, epochs=1, batches=3, **kw):
 
 
 @pytest.mark.parametrize("framework", ["simsiam", "moco", "simclr"])
-def test_search_steps_update_alpha_only_with_the_arch_optimizer(framework, tmp_path):
+def test_search_steps_update_alpha_only_with_the_arch_optimizer(framework, tmp_path, monkeypatch):
     pl.seed_everything(0)
     module = NASiamSearchModule(framework=framework, **SMALL, arch_lr=0.05)
     opt_w, opt_a = module.configure_optimizers()[0]
@@ -30,7 +30,21 @@ def test_search_steps_update_alpha_only_with_the_arch_optimizer(framework, tmp_p
     assert {id(p) for g in opt_a.param_groups for p in g["params"]} == arch_ids
     assert arch_ids.isdisjoint({id(p) for g in opt_w.param_groups for p in g["params"]})
     before = [a.detach().clone() for a in module.arch_parameters()]
+    weights = [p for g in opt_w.param_groups for p in g["params"] if p.requires_grad]
+    moved = {"arch_step": [], "weight_step": []}
+
+    def watch(name, step, watched):  # which parameter set each step changes
+        def wrapped(*args):
+            snap = [p.detach().clone() for p in watched]
+            out = step(*args)
+            moved[name].append(any(not torch.equal(p, s) for p, s in zip(watched, snap)))
+            return out
+        return wrapped
+
+    monkeypatch.setattr(module, "arch_step", watch("arch_step", module.arch_step, weights))
+    monkeypatch.setattr(module, "weight_step", watch("weight_step", module.weight_step, module.arch_parameters()))
     _fit(module, DigitsNASDataModule(batch_size=32, search=True, corrupted=False, channels=1), default_root_dir=tmp_path)
+    assert moved == {"arch_step": [False] * 3, "weight_step": [False] * 3}  # alpha step: weights fixed, and back
     assert all((a - b).abs().max() > 1e-4 for a, b in zip(module.arch_parameters(), before))
     assert module.genotype().projector.ops and len(module.weight_history) == 1
     if framework == "moco":
