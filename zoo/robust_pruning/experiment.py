@@ -2,7 +2,7 @@
 
 PGD-AT dense CNN -> MRS on a PGD-10 calibration set -> uniform vs MRS ratios at equal parameter count,
 L1 vs random criterion -> PGD-AT (or natural) fine-tuning -> clean / PGD-20 accuracy. Run it as
-``python -m zoo.robust_pruning.experiment`` to print the table written in the README (robust_pruning section).
+``python -m zoo.robust_pruning.experiment`` to print the table written in docs/robust_pruning.md.
 """
 from __future__ import annotations
 

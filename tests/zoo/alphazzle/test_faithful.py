@@ -29,7 +29,7 @@ def test_mcts_beats_greedy_and_random_and_oracle_solves():
     res = evaluate_solvers(module.net.eval(), images, orders, ("random", "greedy_p", "mcts", "mcts_oracle_dense"),
                            num_simulations=100, leaf_batch=16)
     print({k: {m: round(v, 3) for m, v in r.items()} for k, r in res.items()})
-    assert res["mcts_oracle_dense"]["perfect"] >= 0.97  # spec prototype: 1.00 (see the README (alphazzle section))
+    assert res["mcts_oracle_dense"]["perfect"] >= 0.97  # spec prototype: 1.00 (see docs/alphazzle.md)
     assert res["mcts"]["frag_acc"] >= res["greedy_p"]["frag_acc"] - 0.02
     assert res["mcts"]["frag_acc"] > res["random"]["frag_acc"] + 0.3
 

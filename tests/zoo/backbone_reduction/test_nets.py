@@ -16,7 +16,7 @@ from zoo.backbone_reduction.split import split_resnet
 from zoo.core.profiling import count_macs, count_params
 
 # ResNet152's stage depths at 1/8 width; the spec's [3, 3, 3, 3] makes params([C]) / params([B]) = 1 / 2.46,
-# so its own "< 1/3" assertion cannot hold there (see the README (backbone_reduction section))
+# so its own "< 1/3" assertion cannot hold there (see docs/backbone_reduction.md)
 MINI = dict(layers=[3, 8, 36, 3], planes=[8, 16, 32, 64], stem="cifar")
 
 

@@ -1,4 +1,4 @@
-"""The NASiam small-scale check (spec section 9) as a function, shared by the faithful test and the README table."""
+"""The NASiam small-scale check (spec section 9) as a function, shared by the faithful test and the table in docs/nasiam.md."""
 from __future__ import annotations
 
 import math

@@ -1,6 +1,6 @@
 """Spec section 8 faithful check of MRS (Bai et al. 2024) on digits, averaged over 3 seeds.
 
-Prints the measured table (copied into the README (robust_pruning section)). Expectations asserted with margins:
+Prints the measured table (copied into docs/robust_pruning.md). Expectations asserted with margins:
 (1) MRS >= uniform in PGD accuracy right after L1 pruning, and >= uniform - 1 after adversarial fine-tuning;
 (2) the L1-vs-random gap shrinks with adversarial fine-tuning, which beats natural fine-tuning;
 (3) MRS correlates with the PGD accuracy lost when a layer alone is pruned (Spearman > 0).
@@ -49,7 +49,7 @@ def test_expectation_1_mrs_vs_uniform(summary):
 
 
 @pytest.mark.timeout(1200)
-@pytest.mark.xfail(strict=False, reason="measured -4.9 pts (3 seeds), -9.7 (5 seeds), see README: the pilot's +7.1 at 70 % "
+@pytest.mark.xfail(strict=False, reason="measured -4.9 pts (3 seeds), -9.7 (5 seeds), see docs/robust_pruning.md: the pilot's +7.1 at 70 % "
                                         "sparsity is not reproduced by this reconstruction of MRS")
 def test_expectation_1_mrs_vs_uniform_at_70_percent_before_fine_tuning(summary):
     assert _pgd(summary, "70/mrs/l1", "noft") >= _pgd(summary, "70/uniform/l1", "noft") - 1.0
