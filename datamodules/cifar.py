@@ -6,13 +6,14 @@ flip run on the accelerator with kornia.
 """
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
 from datamodules.base import SplitDataModule
+from datamodules.decode import as_labels, as_uint8
+from zoo.core.safe_pickle import safe_load
 
 CIFAR10_TRAIN = [f"data_batch_{i}" for i in range(1, 6)]
 CIFAR_URL = "https://www.cs.toronto.edu/~kriz/cifar.html"
@@ -36,11 +37,11 @@ class UInt8ImageDataset(Dataset):
 
 
 def _unpickle(path: Path) -> dict:
+    """A CIFAR pickle through the restricted unpickler: a crafted batch is refused before any of its code runs."""
     try:
-        with open(path, "rb") as fh:
-            return pickle.load(fh, encoding="bytes")
-    except (pickle.UnpicklingError, EOFError, ValueError) as err:
-        raise ValueError(f"{path}: not a CIFAR python pickle ({type(err).__name__}: {err})") from err
+        return safe_load(path, encoding="bytes")
+    except ValueError as err:
+        raise ValueError(f"not a CIFAR python pickle: {err}") from None
 
 
 def read_cifar_batch(path: str | Path, label_key: bytes = b"labels",
@@ -52,15 +53,13 @@ def read_cifar_batch(path: str | Path, label_key: bytes = b"labels",
         keys = sorted(batch) if isinstance(batch, dict) else type(batch).__name__
         raise ValueError(f"{path}: expected a dict with keys b'data' and {label_key!r}, found {keys}")
     data = np.asarray(batch[b"data"])
-    labels = np.asarray(batch[label_key], dtype=np.int64)
     if data.ndim != 2 or data.shape[1] != 3072:
         raise ValueError(f"{path}: b'data' must be N x 3072 uint8 (R, G, B planes of 32x32), got shape {data.shape}")
+    data = as_uint8(data, path, "b'data'")
+    labels = as_labels(batch[label_key], path, 0, num_classes - 1, "label")
     if len(labels) != len(data):
         raise ValueError(f"{path}: {len(data)} images but {len(labels)} labels")
-    bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
-    if bad.size:
-        raise ValueError(f"{path}: row {bad[0]} has label {labels[bad[0]]}, expected 0..{num_classes - 1}")
-    images = torch.from_numpy(data.astype(np.uint8, copy=False).reshape(-1, 3, 32, 32).copy())
+    images = torch.from_numpy(data.reshape(-1, 3, 32, 32).copy())
     return images, torch.from_numpy(labels)
 
 

@@ -1,7 +1,7 @@
-"""Folder-per-class image datasets kept in RAM, with RRR-Net's per-class split and augmentation family.
+"""Folder-per-class image datasets kept in RAM, with RRR-Net's Micro split and augmentation family.
 
-Layouts: ``<data_dir>/<class>/<image>`` (split per class by counts and seeds, as RRR-Net's Micro split), or
-``<data_dir>/{train,val,test}/<class>/<image>`` (used as given). Images come out as floats in [0, 1];
+Layouts: ``<data_dir>/<class>/**`` (split per class by counts and seeds, as RRR-Net's Micro split), or
+``<data_dir>/{train,val,test}/<class>/**`` (used as given; ``test`` optional). Images come out as floats in [0, 1];
 normalisation belongs to the model.
 """
 from __future__ import annotations
@@ -14,28 +14,47 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-IMG_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".webp", ".tif", ".tiff")
+from datamodules.decode import IMG_EXTENSIONS, load_image as decode_image
+
+SPLIT_PROTOCOLS = ("authors", "per_class")
 
 
 def load_image(path: str | Path, size: int) -> torch.Tensor:
     """Decode an image as RGB and resize it to ``size x size``: a ``(3, size, size)`` uint8 tensor."""
-    from PIL import Image, UnidentifiedImageError
+    return decode_image(path, size, "RGB")
 
-    try:
-        with Image.open(path) as img:
-            img = img.convert("RGB").resize((size, size), Image.BILINEAR)
-            arr = np.asarray(img, dtype=np.uint8).copy()
-    except FileNotFoundError:
-        raise FileNotFoundError(f"image file {path} does not exist") from None
-    except (UnidentifiedImageError, OSError) as err:
-        raise ValueError(f"{path} is not a readable image: {err}") from err
-    return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
+
+def authors_split(labels: Sequence[int], train: int, val: int, test: int | None, seed: int = 88,
+                  shuffle_seed: int = 66) -> dict[str, list[int]]:
+    """RRR-Net's Micro split (``Benchmark40MicroSplitDataset.divide_items_into_split``): one ``default_rng(seed)``
+    shuffle of the whole list, bucket by class in order of first appearance after that shuffle, take ``train``, then
+    ``val``, then ``test`` items of each bucket (``None`` = the rest), then shuffle each split with its own fresh
+    ``default_rng(shuffle_seed)``."""
+    labels = np.asarray(labels)
+    order = np.random.default_rng(seed).permutation(len(labels))  # = rng.shuffle of the item list
+    buckets: dict[int, list[int]] = {}
+    for i in order.tolist():
+        buckets.setdefault(int(labels[i]), []).append(i)
+    need = train + val + (test or 0)
+    out: dict[str, list[int]] = {"train": [], "val": [], "test": []}
+    for c, idx in buckets.items():
+        if len(idx) < need:
+            raise ValueError(f"class {c} has {len(idx)} images, the split needs {need} (train {train}, "
+                             f"val {val}, test {test})")
+        out["train"] += idx[:train]
+        out["val"] += idx[train:train + val]
+        out["test"] += idx[train + val:] if test is None else idx[train + val:need]
+    for name in out:
+        perm = np.random.default_rng(shuffle_seed).permutation(len(out[name]))
+        out[name] = [out[name][i] for i in perm]
+    return out
 
 
 def per_class_split(labels: Sequence[int], train: int, val: int, test: int | None, seed: int = 88,
                     shuffle_seed: int = 66) -> dict[str, list[int]]:
-    """RRR-Net's split: per class (first-seen order), shuffle with ``default_rng(seed)``, take ``train`` then ``val``
-    then ``test`` images (``None`` = the rest); then shuffle each split with ``default_rng(shuffle_seed)``."""
+    """The zoo's earlier split (``split_protocol="per_class"``): one ``default_rng(seed)`` shuffles each class in
+    first-seen order, take ``train`` then ``val`` then ``test`` images (``None`` = the rest); then one
+    ``default_rng(shuffle_seed)`` shuffles the splits in turn. About half the images differ from :func:`authors_split`."""
     rng = np.random.default_rng(seed)
     out: dict[str, list[int]] = {"train": [], "val": [], "test": []}
     labels = np.asarray(labels)
@@ -116,15 +135,19 @@ class ImageTensorDataset(Dataset):
 
 
 def scan_class_folders(root: Path) -> tuple[list[Path], list[int], list[str]]:
-    """Images of ``root/<class>/`` (classes sorted by name, as torchvision's ImageFolder)."""
-    classes = sorted(d.name for d in root.iterdir() if d.is_dir())
+    """Images of ``root/<class>/`` and its nested sub-folders, in torchvision ImageFolder's order (classes sorted
+    by name, files by sorted ``os.walk``) and with its extensions (``IMG_EXTENSIONS``)."""
+    import os
+
+    classes = sorted(d.name for d in os.scandir(root) if d.is_dir())
     paths, labels = [], []
     for c, name in enumerate(classes):
-        files = sorted(f for f in (root / name).iterdir() if f.suffix.lower() in IMG_EXTS)
+        files = [Path(top) / f for top, _, names in sorted(os.walk(root / name, followlinks=True))
+                 for f in sorted(names) if f.lower().endswith(IMG_EXTENSIONS)]
         paths += files
         labels += [c] * len(files)
     if not paths:
-        raise FileNotFoundError(f"no images under {root}/<class>/*{{{','.join(IMG_EXTS)}}}")
+        raise FileNotFoundError(f"no images under {root}/<class>/ (any depth, extensions {', '.join(IMG_EXTENSIONS)})")
     return paths, labels, classes
 
 
@@ -134,10 +157,12 @@ class InMemoryImageDataModule(pl.LightningDataModule):
     def __init__(self, data_dir: str, image_size: int = 128, batch_size: int = 32, train_per_class: int = 20,
                  val_per_class: int = 0, test_per_class: int | None = 20, split_seed: int = 88,
                  shuffle_seed: int = 66, augment: bool = True, num_workers: int = 0, download: bool = False,
-                 branch_loaders: int = 1) -> None:
+                 branch_loaders: int = 1, split_protocol: str = "authors") -> None:
         super().__init__()
         if branch_loaders < 1:
             raise ValueError(f"branch_loaders must be >= 1, got {branch_loaders}")
+        if split_protocol not in SPLIT_PROTOCOLS:
+            raise ValueError(f"split_protocol must be one of {SPLIT_PROTOCOLS}, got {split_protocol!r}")
         self.save_hyperparameters()
         self.data_dir = Path(data_dir).expanduser()
         self.datasets: dict[str, ImageTensorDataset] = {}
@@ -163,8 +188,8 @@ class InMemoryImageDataModule(pl.LightningDataModule):
 
     def _split_flat(self, paths: list[Path], labels: list[int]) -> dict[str, tuple[list[Path], list[int]]]:
         hp = self.hparams
-        idx = per_class_split(labels, hp.train_per_class, hp.val_per_class, hp.test_per_class, hp.split_seed,
-                              hp.shuffle_seed)
+        split = authors_split if hp.split_protocol == "authors" else per_class_split
+        idx = split(labels, hp.train_per_class, hp.val_per_class, hp.test_per_class, hp.split_seed, hp.shuffle_seed)
         return {k: ([paths[i] for i in v], [labels[i] for i in v]) for k, v in idx.items()}
 
     def _loader(self, name: str, shuffle: bool) -> DataLoader:
@@ -191,19 +216,21 @@ class InMemoryImageDataModule(pl.LightningDataModule):
 
 
 class ImageFolderDataModule(InMemoryImageDataModule):
-    """Generic folder-per-class dataset: ``<data_dir>/<class>/*`` split per class, or ready-made
-    ``<data_dir>/{train,val,test}/<class>/*`` splits."""
+    """Generic folder-per-class dataset: ``<data_dir>/<class>/**`` split per class (``split_protocol``), or
+    ready-made ``<data_dir>/{train,val,test}/<class>/**`` splits (``train`` plus ``val`` and/or ``test``: without
+    ``test`` the val split is also the test split; without ``val`` validation uses the test split)."""
 
     def read_splits(self) -> dict[str, tuple[list[Path], list[int]]]:
         root = self.data_dir
         if not root.is_dir():
             raise FileNotFoundError(f"{root} does not exist; expected <data_dir>/<class>/<image> or "
-                                    "<data_dir>/{train,test}/<class>/<image> (no download is attempted)")
-        if (root / "train").is_dir() and (root / "test").is_dir():
+                                    "<data_dir>/{train,val,test}/<class>/<image> (no download is attempted)")
+        tops = {d.name for d in root.iterdir() if d.is_dir()}
+        if "train" in tops and tops & {"val", "test"} and tops <= {"train", "val", "test"}:
             paths, labels, self.class_names = scan_class_folders(root / "train")
             out = {"train": (paths, labels)}
             for name in ("val", "test"):
-                if (root / name).is_dir():
+                if name in tops:
                     p, lab, cls = scan_class_folders(root / name)
                     unknown = sorted(set(cls) - set(self.class_names))
                     if unknown:
@@ -211,6 +238,8 @@ class ImageFolderDataModule(InMemoryImageDataModule):
                     out[name] = (p, [self.class_names.index(cls[i]) for i in lab])
                 else:
                     out[name] = ([], [])
+            if "test" not in tops:
+                out["test"] = out["val"]
             return out
         paths, labels, self.class_names = scan_class_folders(root)
         return self._split_flat(paths, labels)

@@ -1,7 +1,8 @@
 """Meta-Album (meta-album.github.io) datasets in their on-disk layout: ``info.json``, ``labels.csv``, ``images/``.
 
-RRR-Net's Micro protocol: per class 20 train / 20 test images (numpy rng 88, then 66), 128x128, augmentation
-of the authors' family. No download: get the datasets from meta-album.github.io.
+RRR-Net's Micro protocol: 20 train / 20 test images per class, chosen image for image as the authors' code does
+(one ``default_rng(88)`` shuffle of the file list, bucket by class, then ``default_rng(66)`` per split;
+``split_protocol="per_class"`` keeps the zoo's earlier per-class shuffle), 128x128, augmentation of the authors' family. No download: get the datasets from meta-album.github.io.
 """
 from __future__ import annotations
 
@@ -79,15 +80,15 @@ def read_meta_album(folder: str | Path) -> tuple[list[Path], list[int], list[str
 
 class MetaAlbumDataModule(InMemoryImageDataModule):
     """One Meta-Album dataset: ``data_dir`` is its folder, or the root holding ``Set{k}_Micro/`` when ``dataset``
-    names a Micro code (e.g. ``"BCT"``). Defaults are the RRR-Net Micro split (20/0/20 per class);
+    names a Micro code (e.g. ``"BCT"``). Defaults are the RRR-Net Micro split (20/0/20 per class, the authors' draw);
     ``branch_loaders=B`` gives each of B branches its own shuffled, augmented pass (the authors' training loop)."""
 
     def __init__(self, data_dir: str, dataset: str | None = None, image_size: int = 128, batch_size: int = 32,
                  train_per_class: int = 20, val_per_class: int = 0, test_per_class: int | None = 20,
                  split_seed: int = 88, shuffle_seed: int = 66, augment: bool = True, num_workers: int = 0,
-                 download: bool = False, branch_loaders: int = 1) -> None:
+                 download: bool = False, branch_loaders: int = 1, split_protocol: str = "authors") -> None:
         super().__init__(data_dir, image_size, batch_size, train_per_class, val_per_class, test_per_class,
-                         split_seed, shuffle_seed, augment, num_workers, download, branch_loaders)
+                         split_seed, shuffle_seed, augment, num_workers, download, branch_loaders, split_protocol)
         self.folder = micro_dataset_dir(data_dir, dataset) if dataset else Path(data_dir).expanduser()
 
     def read_splits(self):

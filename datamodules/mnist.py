@@ -5,7 +5,6 @@ training set with a seeded generator. No augmentation (the kernel-function study
 """
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +13,7 @@ from torch.utils.data import Dataset, Subset
 
 from datamodules.cifar import UInt8ImageDataset
 from datamodules.base import SplitDataModule
+from datamodules.decode import as_labels, read_bytes
 
 IDX_FILES = {
     "train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
@@ -25,7 +25,7 @@ IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f
 def read_idx(path: str | Path) -> np.ndarray:
     """One IDX file (``magic = 0 0 dtype ndim``, big-endian dims, then the data), gzipped or not."""
     path = Path(path)
-    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
+    raw = read_bytes(path, "IDX file")
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_DTYPES or raw[3] == 0:
         raise ValueError(f"{path}: not an IDX file (magic bytes {raw[:4].hex() or 'missing'}; expected "
                          "00 00 <type> <ndim>, e.g. 0x00000803 = 2051 for images, 0x00000801 = 2049 for labels)")
@@ -96,11 +96,10 @@ class MNISTDataModule(SplitDataModule):
         if labels.ndim != 1 or len(labels) != len(images):
             raise ValueError(f"{lbl_path}: expected {len(images)} labels (one per image in {img_path.name}), "
                              f"got shape {labels.shape}")
-        bad = np.flatnonzero(labels.astype(np.int64) >= self.num_classes)
-        if bad.size:
-            raise ValueError(f"{lbl_path}: item {bad[0]} has label {labels[bad[0]]}, expected 0..{self.num_classes - 1}")
-        return UInt8ImageDataset(torch.from_numpy(images.copy()).unsqueeze(1),
-                                 torch.from_numpy(labels.astype(np.int64)))
+        if labels.dtype != np.uint8:  # torchvision refuses other IDX types too (a signed byte can hold -1)
+            raise ValueError(f"{lbl_path}: expected IDX type 0x08 (unsigned byte) labels, found dtype {labels.dtype}")
+        labels = as_labels(labels, lbl_path, 0, self.num_classes - 1, "label", "item")
+        return UInt8ImageDataset(torch.from_numpy(images.copy()).unsqueeze(1), torch.from_numpy(labels))
 
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:

@@ -13,31 +13,26 @@ from torch.utils.data import Dataset
 
 from datamodules.cifar import UInt8ImageDataset
 from datamodules.base import SplitDataModule, carve_validation
+from datamodules.decode import as_labels, as_uint8, read_mat
 
 SVHN_URL = "http://ufldl.stanford.edu/housenumbers/"
 
 
 def read_svhn_mat(path: str | Path) -> tuple[torch.Tensor, torch.Tensor]:
     """One SVHN ``.mat`` file as ``(N, 3, 32, 32)`` uint8 images and ``(N,)`` labels in 0..9."""
-    from scipy.io import loadmat
-
     path = Path(path)
-    try:
-        mat = loadmat(str(path))
-    except (ValueError, NotImplementedError, OSError) as err:
-        raise ValueError(f"{path}: not a MATLAB v5 SVHN file ({type(err).__name__}: {err})") from err
+    mat = read_mat(path, "SVHN file")
     if "X" not in mat or "y" not in mat:
         raise ValueError(f"{path}: expected variables 'X' and 'y', found {sorted(k for k in mat if not k.startswith('__'))}")
-    x, y = np.asarray(mat["X"]), np.asarray(mat["y"]).reshape(-1).astype(np.int64)
+    x = np.asarray(mat["X"])
     if x.ndim != 4 or x.shape[:3] != (32, 32, 3):
         raise ValueError(f"{path}: 'X' must be 32 x 32 x 3 x N, got shape {x.shape}")
+    x = as_uint8(x, path, "'X'")
+    y = as_labels(np.asarray(mat["y"]).reshape(-1), path, 1, 10, "label")
     if x.shape[3] != len(y):
         raise ValueError(f"{path}: {x.shape[3]} images but {len(y)} labels")
-    bad = np.flatnonzero((y < 1) | (y > 10))
-    if bad.size:
-        raise ValueError(f"{path}: row {bad[0]} has label {y[bad[0]]}, expected 1..10 (10 means digit 0)")
     y[y == 10] = 0
-    images = torch.from_numpy(np.ascontiguousarray(x.transpose(3, 2, 0, 1)).astype(np.uint8, copy=False))
+    images = torch.from_numpy(np.ascontiguousarray(x.transpose(3, 2, 0, 1)))
     return images, torch.from_numpy(y)
 
 

@@ -54,7 +54,7 @@ def test_missing_and_unreadable_inputs(tmp_path):
         ImageFolderDataModule(str(tmp_path / "empty")).setup()
     bad = tmp_path / "broken.png"
     bad.write_bytes(b"not a png")
-    with pytest.raises(ValueError, match="not a readable image"):
+    with pytest.raises(ValueError, match="broken.png: expected a complete, decodable image"):
         load_image(bad, 8)
     img = Image.fromarray(np.zeros((5, 7), dtype=np.uint8))  # greyscale -> 3 channels, resized
     img.save(tmp_path / "grey.png")
