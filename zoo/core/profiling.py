@@ -7,7 +7,22 @@ from typing import Sequence
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+
+_aten = torch.ops.aten
+
+
+def _sdpa_cpu_flop(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    """FLOPs of the CPU flash-attention kernel, which torch's counter has no formula for."""
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+# Kernels that scaled_dot_product_attention dispatches to on CPU, missing from flop_registry.
+_EXTRA_FLOPS = {
+    op: _sdpa_cpu_flop
+    for name in ("_scaled_dot_product_flash_attention_for_cpu",)
+    if (op := getattr(_aten, name, None)) is not None
+}
 
 
 def count_params(model: nn.Module, trainable_only: bool = False) -> int:
@@ -37,14 +52,20 @@ def count_macs(model: nn.Module, x: torch.Tensor | Sequence[int], device: torch.
 
     Counts convolutions, matmuls and attention as torch's flop counter does (not BN, activations
     or pooling), the convention of the FLOPs columns of torchvision and timm. A model on the
-    ``meta`` device is counted without allocating memory.
+    ``meta`` device is counted without allocating memory. The fused fast path of
+    ``nn.MultiheadAttention``/``TransformerEncoderLayer`` (invisible to the counter) is switched
+    off while counting, and the CPU flash-attention kernel is counted, so attention counts on
+    every device.
     """
     was_training = model.training
+    fastpath = torch.backends.mha.get_fastpath_enabled()
     model.eval()
+    torch.backends.mha.set_fastpath_enabled(False)
     try:
-        with FlopCounterMode(display=False) as counter:
+        with FlopCounterMode(display=False, custom_mapping=_EXTRA_FLOPS) as counter:
             model(_example(model, x, device))
     finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
         model.train(was_training)
     return counter.get_total_flops() // 2
 

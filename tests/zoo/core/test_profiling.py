@@ -41,3 +41,48 @@ def test_summarize_and_latency_helpers():
     assert net.training, "helpers must restore the training flag"
     with pytest.raises(ValueError):
         measure_latency(net, torch.rand(1, 1, 8, 8), repeats=0)
+
+
+def _encoder_layer_macs(batch: int, seq: int, d: int, heads: int, ffn: int) -> int:
+    """MACs of one TransformerEncoderLayer from its shapes: projections, QK^T, AV and the FFN."""
+    tokens = batch * seq
+    projections = tokens * d * 3 * d + tokens * d * d  # in_proj (q, k, v) and out_proj
+    scores_and_mix = 2 * batch * heads * seq * seq * (d // heads)  # QK^T and softmax(.) V
+    feed_forward = tokens * (d * ffn + ffn * d)
+    return projections + scores_and_mix + feed_forward
+
+
+@pytest.mark.parametrize("device", ["cpu", "meta"])
+def test_transformer_encoder_layer_counts_attention_in_eval(device):
+    # eval() + no_grad would take the fused fast path, which the flop counter does not see
+    with torch.device(device):
+        layer = nn.TransformerEncoderLayer(64, 4, 128, batch_first=True)
+    assert count_macs(layer, (2, 10, 64)) == _encoder_layer_macs(2, 10, 64, 4, 128)
+    assert torch.backends.mha.get_fastpath_enabled(), "count_macs must restore the fast-path flag"
+
+
+def test_multihead_attention_counts_with_and_without_weights():
+    attn = nn.MultiheadAttention(32, 2, batch_first=True).eval()
+    x = torch.randn(3, 7, 32)
+    expected = 3 * 7 * 32 * 4 * 32 + 2 * 3 * 2 * 7 * 7 * 16
+    for need_weights in (False, True):
+        model = _SelfAttention(attn, need_weights)
+        assert count_macs(model, x) == expected
+
+
+class _SelfAttention(nn.Module):
+    def __init__(self, attn: nn.MultiheadAttention, need_weights: bool) -> None:
+        super().__init__()
+        self.attn, self.need_weights = attn, need_weights
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.attn(x, x, x, need_weights=self.need_weights)[0]
+
+
+@pytest.mark.parametrize("device", ["cpu", "meta"])
+def test_vit_b_16_matches_torchvision_published_cost(device):
+    # torchvision's model card: 17.56 GFLOPS (in MACs), 86.57 M parameters
+    with torch.device(device):
+        net = torchvision.models.vit_b_16()
+    assert count_params(net) / 1e6 == pytest.approx(86.57, abs=0.005)
+    assert count_macs(net, (1, 3, 224, 224)) / 1e9 == pytest.approx(17.56, abs=0.005)
