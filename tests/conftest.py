@@ -1,15 +1,53 @@
-"""Shared fixtures: the ``zoo`` console script and one quickstart run reused by several tests."""
+"""Shared fixtures: per-test thread and seed isolation, the faithful checks' seed, the ``zoo`` console script and
+one quickstart run reused by several tests."""
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "configs" / "quickstart.yaml"
+
+
+TEST_THREADS = int(os.environ.get("ZOO_TEST_THREADS", "1"))
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # child processes (zoo runs, DDP ranks, notebook kernels) too
+    os.environ.setdefault(_var, str(TEST_THREADS))
+
+
+@pytest.fixture(autouse=True)
+def _isolated_threads_and_seed():
+    """Every test starts with the same torch thread count and the same global seeds, and gives the thread count
+    back, so its outcome depends neither on the machine's load nor on the tests that ran before it in the session.
+
+    One thread by default: the suite runs two workers on two cores (``make test``), and oversubscribed small
+    convolutions ran 10-250x slower here. ``ZOO_TEST_THREADS`` overrides it.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(TEST_THREADS)
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def faithful_seed() -> int:
+    """The seed a faithful check runs: 0 in the suite; ``tools/faithful_seeds.py`` sets ``ZOO_FAITHFUL_SEED`` to run
+    the same check over several seeds and calibrate its margins (each test asserts only what every seed cleared)."""
+    return int(os.environ.get("ZOO_FAITHFUL_SEED", "0"))
+
+
+def faithful_report(check: str, seed: int, **values: float) -> None:
+    """Print one machine-readable line of a faithful check's measurements (read by ``tools/faithful_seeds.py``)."""
+    print(f"\nFAITHFUL {check} seed={seed} " + " ".join(f"{k}={float(v):.4f}" for k, v in values.items()), flush=True)
 
 
 def zoo_command() -> list[str]:
@@ -19,6 +57,7 @@ def zoo_command() -> list[str]:
 
 def subprocess_env(threads: int | None = None, **extra: str) -> dict[str, str]:
     env = dict(os.environ, WANDB_SILENT="true", PYTHONUNBUFFERED="1", **extra)
+    threads = TEST_THREADS if threads is None else threads  # a child process gets the test's thread budget
     if threads is not None:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     return env

@@ -43,7 +43,6 @@ def run_check(seed: int = 1, arch_lr: float = 1e-2, search_epochs: int = 20, pre
     from zoo.nasiam.ops import MLP_PRIMITIVES
     from zoo.nasiam.search import NASiamSearchModule
 
-    torch.set_num_threads(1)
     out: dict = {}
     pl.seed_everything(seed, verbose=False)
     search = NASiamSearchModule(**TINY, proj_layers=3, pred_layers=2, arch_lr=arch_lr)

@@ -4,13 +4,16 @@ import math
 
 import pytest
 
+from tests.conftest import faithful_report
+
 from .faithful_utils import run_check
 
 
 @pytest.mark.faithful
 @pytest.mark.timeout(400)
-def test_nasiam_search_moves_away_from_uniform_and_the_derived_head_learns_like_the_baseline():
-    r = run_check(seed=1, arch_lr=1e-2)
+def test_nasiam_search_moves_away_from_uniform_and_the_derived_head_learns_like_the_baseline(faithful_seed):
+    r = run_check(seed=faithful_seed, arch_lr=1e-2)
+    faithful_report("nasiam", faithful_seed, **{k: v for k, v in r.items() if k != "genotype"})
     uniform = math.log(7)
     assert r["entropy_e"] < uniform - 0.02 and r["entropy_p"] < uniform - 0.02  # alpha left the uniform start
     assert r["pool_weight"] < 1 / 7  # the two pooling ops lost weight (the spec's SimSiam pattern)
