@@ -56,6 +56,9 @@ class ZooCLI(LightningCLI):
         root = cfg.trainer.get("default_root_dir") or os.getcwd()
         if cfg.checkpoint.get("dirpath") is None:  # fixed folder, so `--ckpt_path last` finds it on resume
             cfg.checkpoint.dirpath = str(Path(root) / "checkpoints")
+        from zoo.core.resume import check_resume_checkpoint  # a corrupt checkpoint names itself and a good one
+
+        check_resume_checkpoint(cfg.get("ckpt_path"), cfg.checkpoint.dirpath)
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list) -> Trainer:
         from callbacks.profiling import ModelProfile
