@@ -39,14 +39,19 @@ class FaceImageDataset(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         from PIL import Image
 
-        with Image.open(self.paths[i]) as img:
-            img = img.convert(self.mode)
-            if self.boxes is not None:
-                top, left, bottom, right = self.boxes[i]
-                img = img.crop((max(left, 0), max(top, 0), min(right, img.width), min(bottom, img.height)))
-            if img.size != (self.image_size, self.image_size):
-                img = img.resize((self.image_size, self.image_size), Image.BILINEAR)
-            arr = np.asarray(img, dtype=np.uint8)
+        from datamodules.decode import open_image
+
+        img = open_image(self.paths[i], self.mode, "face image")
+        if self.boxes is not None:
+            top, left, bottom, right = self.boxes[i]
+            box = (max(left, 0), max(top, 0), min(right, img.width), min(bottom, img.height))
+            if box[2] <= box[0] or box[3] <= box[1]:
+                raise ValueError(f"{self.paths[i]}: face box top={top} left={left} bottom={bottom} right={right} "
+                                 f"lies outside the {img.width}x{img.height} image (sample {i})")
+            img = img.crop(box)
+        if img.size != (self.image_size, self.image_size):
+            img = img.resize((self.image_size, self.image_size), Image.BILINEAR)
+        arr = np.asarray(img, dtype=np.uint8)
         x = torch.from_numpy(arr.copy())
         x = x.unsqueeze(0) if x.ndim == 2 else x.permute(2, 0, 1)
         return x.float().div_(255.0), self.labels[i]
@@ -234,9 +239,28 @@ class RAFDBDataModule(FERDataModule):
         test = FaceImageDataset(*parts["test"], image_size=self.image_size)
         self.datasets = {"train": train, "val": test, "test": test}
         if self.hparams.val_size:
-            frac = self.hparams.val_size / len(train)
-            tr, va, _ = stratified_split(train.labels, (1 - frac, frac, 0.0), self.hparams.seed)
-            self.datasets.update(train=Subset(train, tr.tolist()), val=Subset(train, va.tolist()))
+            tr, va = stratified_holdout(train.labels, self.hparams.val_size, self.hparams.seed)
+            self.datasets.update(train=Subset(train, tr), val=Subset(train, va))
+
+
+def stratified_holdout(labels: torch.Tensor, n_val: int, seed: int) -> tuple[list[int], list[int]]:
+    """Exactly ``n_val`` indices drawn per class in proportion to its size (quotas rounded globally by largest
+    remainder, so a small set never gets an empty split), the rest for training; both sorted."""
+    n = len(labels)
+    if not 0 < n_val < n:
+        raise ValueError(f"val_size={n_val} must be in [0, {n}) (the training set has {n} images)")
+    classes, counts = labels.unique(sorted=True, return_counts=True)
+    exact = counts.double() * n_val / n
+    quota = exact.floor().long()
+    order = torch.argsort(exact - quota, descending=True, stable=True)
+    quota[order[: n_val - int(quota.sum())]] += 1
+    gen = torch.Generator().manual_seed(seed)
+    val: list[int] = []
+    for c, q in zip(classes.tolist(), quota.tolist()):
+        idx = (labels == c).nonzero().flatten()
+        val += idx[torch.randperm(len(idx), generator=gen)[:q]].tolist()
+    held = set(val)
+    return [i for i in range(n) if i not in held], sorted(val)
 
 
 # ---- ExpW -------------------------------------------------------------------------------------------------

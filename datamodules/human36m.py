@@ -62,11 +62,11 @@ def _collect(frames: list[tuple]) -> tuple[list[str], np.ndarray, np.ndarray, li
 
 def read_deephar(data_dir: str, subjects: list[int], stride: int, offset: int = 0) -> list[tuple]:
     """(path, pose_cam 17x3 mm, camera 4, action) for every ``stride``-th frame of the given subjects' sequences."""
-    from scipy.io import loadmat
+    from datamodules.decode import read_mat
 
     path = os.path.join(data_dir, "annotations.mat")
     require(path, "Human3.6M annotations", DEEPHAR_LAYOUT)
-    mat = loadmat(path, squeeze_me=True, struct_as_record=False)
+    mat = read_mat(path, "Human3.6M annotations", squeeze_me=True, struct_as_record=False)
     keys = [k for k in ("sequences_te", "sequences_tr", "sequences_val") if k in mat]
     if not keys:
         raise ValueError(f"{path}: no sequences_te/sequences_tr/sequences_val variables (deephar layout)")
@@ -100,7 +100,11 @@ def read_npz(data_dir: str, subjects: list[int], stride: int, offset: int, image
     p3d, pcam = os.path.join(data_dir, "data_3d_h36m.npz"), os.path.join(data_dir, "cameras.json")
     require(p3d, "Human3.6M 3D positions", NPZ_LAYOUT)
     require(pcam, "Human3.6M cameras", NPZ_LAYOUT)
-    positions = np.load(p3d, allow_pickle=True)["positions_3d"].item()  # a pickled dict, the format's own choice
+    from datamodules.decode import read_npz_object
+
+    positions = read_npz_object(p3d, "positions_3d", "Human3.6M 3D positions")  # a pickled dict: restricted unpickler
+    if not isinstance(positions, dict):
+        raise ValueError(f"{p3d}: positions_3d must hold a dict subject -> action -> array, found {type(positions).__name__}")
     with open(pcam) as fh:
         cameras = json.load(fh)
     actions = sorted({a.split(" ")[0] for s in positions.values() for a in s})

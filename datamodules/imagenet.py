@@ -10,9 +10,15 @@ from pathlib import Path
 from torch.utils.data import Subset
 
 from datamodules.base import SplitDataModule
+from datamodules.decode import open_image
 
 IMAGENET_URL = "https://image-net.org/download-images.php"
 IMG_EXTENSIONS = (".jpeg", ".jpg", ".png")
+
+
+def rgb_loader(path: str):
+    """ImageFolder's loader through the shared decoder: a truncated or undecodable file names itself."""
+    return open_image(path, "RGB")
 
 
 class ImageNetDataModule(SplitDataModule):
@@ -68,8 +74,8 @@ class ImageNetDataModule(SplitDataModule):
         if hp.plain_train:
             train_tf = T.Compose([T.Resize(hp.resize_size), T.CenterCrop(hp.resize_size), T.ToTensor()])
         val_tf = T.Compose([T.Resize(hp.resize_size), T.CenterCrop(hp.image_size), T.ToTensor()])
-        train = datasets.ImageFolder(str(self.data_dir / "train"), transform=train_tf)
-        val = datasets.ImageFolder(str(self.data_dir / "val"), transform=val_tf)
+        train = datasets.ImageFolder(str(self.data_dir / "train"), transform=train_tf, loader=rgb_loader)
+        val = datasets.ImageFolder(str(self.data_dir / "val"), transform=val_tf, loader=rgb_loader)
         if train.classes != val.classes:
             missing = sorted(set(train.classes) ^ set(val.classes))[:5]
             raise ValueError(f"train and val class folders differ in {self.data_dir} (e.g. {missing})")

@@ -92,16 +92,15 @@ def read_rgb(path: Path, background: float | None = None) -> Tensor:
     """An image file as (3,H,W) float in [0,1]. RGBA: alpha dropped (Mesh R-CNN's ``convert("RGB")``) or, with
     ``background``, composited over that grey level. Raises FileNotFoundError naming the file."""
     import numpy as np
-    from PIL import Image
 
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"image {path} not found")
-    with Image.open(path) as im:
-        if background is not None and im.mode in ("RGBA", "LA", "P"):
-            rgba = np.asarray(im.convert("RGBA"), dtype=np.float32) / 255.0
-            rgb = rgba[..., :3] * rgba[..., 3:] + background * (1 - rgba[..., 3:])
-        else:
-            rgb = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
+    from datamodules.decode import open_image
+
+    im = open_image(path, mode=None, what="image")
+    if background is not None and im.mode in ("RGBA", "LA", "P"):
+        rgba = np.asarray(im.convert("RGBA"), dtype=np.float32) / 255.0
+        rgb = rgba[..., :3] * rgba[..., 3:] + background * (1 - rgba[..., 3:])
+    else:
+        rgb = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
     return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)
 
 

@@ -43,17 +43,9 @@ def parse_calibration(path: str) -> dict[int, tuple[float, float, float, float]]
 
 def _loadmat(path: str) -> dict:
     """MATLAB v5 via scipy; v7.3 (HDF5, the official test files) via h5py with dims reversed back to MATLAB order."""
-    from scipy.io import loadmat
+    from datamodules.decode import read_mat
 
-    try:
-        return loadmat(path, squeeze_me=False)
-    except NotImplementedError:
-        try:
-            import h5py
-        except ImportError as err:
-            raise ImportError(f"{path} is a MATLAB v7.3 file: pip install h5py to read it") from err
-        with h5py.File(path, "r") as fh:
-            return {k: np.asarray(fh[k]).T for k in fh.keys() if isinstance(fh[k], h5py.Dataset)}
+    return read_mat(path, "MPI-INF-3DHP annotations", squeeze_me=False)
 
 
 class Frames3D(Dataset):

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from datamodules.decode import open_image, read_mat
 from datamodules.pose_common import crop_image, make_sample, require
 
 # pa17j <- MPII (0 r_ankle, 1 r_knee, 2 r_hip, 3 l_hip, 4 l_knee, 5 l_ankle, 6 pelvis, 7 thorax, 8 upper_neck,
@@ -28,13 +29,11 @@ def _field(obj, name: str, where: str):
 
 def load_mpii_annotations(path: str, split: str = "train") -> list[dict]:
     """Single-person samples (image name, 16x2 joints with NaN = missing, objpos, scale) of one split."""
-    from scipy.io import loadmat
-
     require(path, "MPII annotations", MPII_LAYOUT)
     key = {"train": "annot_tr", "val": "annot_val"}.get(split)
     if key is None:
         raise ValueError(f"MPII split must be 'train' or 'val', got {split!r}")
-    mat = loadmat(path, squeeze_me=True, struct_as_record=False)
+    mat = read_mat(path, "MPII annotations", squeeze_me=True, struct_as_record=False)
     if key not in mat:
         raise ValueError(f"{path}: expected a variable {key!r} (deephar layout), found {sorted(k for k in mat if not k.startswith('__'))}")
     annot = np.asarray(mat[key], dtype=object)
@@ -76,7 +75,6 @@ class MPIIDataset(Dataset):
         return len(self.samples)
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        from PIL import Image
 
         s = self.samples[i]
         path = os.path.join(self.data_dir, "images", s["image"])
@@ -85,8 +83,7 @@ class MPIIDataset(Dataset):
         cx, cy = s["objpos"][0], s["objpos"][1] + 12 * scale
         side = 200 * scale
         crop = (cx - side / 2, cy - side / 2, side)
-        with Image.open(path) as img:
-            image = crop_image(img, *crop, self.image_size)
+        image = crop_image(open_image(path, "RGB", "MPII image"), *crop, self.image_size)
         joints = np.full((len(MPII_TO_PA17J), 2), np.nan)
         for j, m in enumerate(MPII_TO_PA17J):
             if m >= 0:

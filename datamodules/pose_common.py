@@ -174,14 +174,13 @@ class PoseDataModule:
 def frame_sample(data_dir: str, rel_path: str, pose: np.ndarray, camera, image_size: int, depth_range: float,
                  what: str, layout: str) -> dict[str, torch.Tensor]:
     """Read one video frame, crop it around the root joint and build the training sample of a 3D dataset."""
-    from PIL import Image
+    from datamodules.decode import open_image
 
     fx, fy, cx, cy = camera
     px = np.stack([fx * pose[:, 0] / pose[:, 2] + cx, fy * pose[:, 1] / pose[:, 2] + cy], 1)
     crop = root_crop(px[0], pose[0, 2], (fx + fy) / 2)
     path = os.path.join(data_dir, rel_path)
     require(path, what, layout)
-    with Image.open(path) as img:
-        image = crop_image(img, *crop, image_size)
+    image = crop_image(open_image(path, "RGB", what), *crop, image_size)
     return make_sample(image, px, crop, depth_mm=pose[:, 2], root_z=float(pose[0, 2]), pose3d=pose,
                        camera=(fx, fy, cx, cy), depth_range=depth_range)

@@ -113,10 +113,9 @@ class _LoadImage:
         self.path = path
 
     def __call__(self) -> torch.Tensor:
-        from PIL import Image
+        from datamodules.decode import read_image_array
 
-        with Image.open(self.path) as im:
-            return to_rgb_tensor(np.asarray(im.convert("RGB")))
+        return to_rgb_tensor(read_image_array(self.path, "RGB"))
 
 
 class FolderPuzzleDataModule(_PuzzleDataModule):

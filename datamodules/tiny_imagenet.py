@@ -53,11 +53,9 @@ class JPEGDataset(Dataset):
         return len(self.files)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        from PIL import Image
+        from datamodules.decode import load_image
 
-        with Image.open(self.files[i]) as img:
-            arr = np.asarray(img.convert("RGB"), dtype=np.uint8)
-        return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0), self.labels[i]
+        return load_image(self.files[i]).float().div_(255.0), self.labels[i]
 
 
 class TinyImageNetDataModule(SplitDataModule):
