@@ -4,9 +4,10 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-# the suite: two pytest workers with one torch thread each (tests/conftest.py) suit a 2-core machine, loaded or not
+# the suite: two pytest workers with one thread each suit a 2-core machine, loaded or not (tests/conftest.py);
+# tests sharing an expensive module fixture are kept on one worker with @pytest.mark.xdist_group
 TEST_WORKERS ?= 2
-PYTEST := $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal --durations=15
+PYTEST := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=15
 
 .PHONY: demo test test-fast install clean benchmark
 

@@ -19,6 +19,7 @@ QUICKSTART = ROOT / "configs" / "quickstart.yaml"
 TEST_THREADS = int(os.environ.get("ZOO_TEST_THREADS", "1"))
 for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # child processes (zoo runs, DDP ranks, notebook kernels) too
     os.environ.setdefault(_var, str(TEST_THREADS))
+torch.set_num_threads(TEST_THREADS)  # module- and session-scoped fixtures run before the per-test fixture below
 
 
 @pytest.fixture(autouse=True)
@@ -46,8 +47,13 @@ def faithful_seed() -> int:
 
 
 def faithful_report(check: str, seed: int, **values: float) -> None:
-    """Print one machine-readable line of a faithful check's measurements (read by ``tools/faithful_seeds.py``)."""
-    print(f"\nFAITHFUL {check} seed={seed} " + " ".join(f"{k}={float(v):.4f}" for k, v in values.items()), flush=True)
+    """Print one machine-readable line of a faithful check's measurements (read by ``tools/faithful_seeds.py``);
+    with ``ZOO_FAITHFUL_LOG`` set, also append it to that file (to compare a full-suite run with a run alone)."""
+    line = f"FAITHFUL {check} seed={seed} " + " ".join(f"{k}={float(v):.4f}" for k, v in values.items())
+    print("\n" + line, flush=True)
+    if os.environ.get("ZOO_FAITHFUL_LOG"):
+        with open(os.environ["ZOO_FAITHFUL_LOG"], "a") as fh:
+            fh.write(line + "\n")
 
 
 def zoo_command() -> list[str]:

@@ -12,7 +12,8 @@ import torch
 
 from zoo.robust_pruning.experiment import CheckConfig, run_seed, summarise, table
 
-pytestmark = [pytest.mark.faithful]
+# one worker computes the module's shared 3-seed summary (under xdist each worker would otherwise compute its own)
+pytestmark = [pytest.mark.faithful, pytest.mark.xdist_group("mrs_faithful")]
 
 
 @pytest.fixture(scope="module")

@@ -24,22 +24,38 @@ def _cifar10(root: Path) -> Path:
     return root
 
 
-@pytest.mark.slow
+# both tests share one dense pre-training run (module fixture): keep them on one xdist worker
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("mrs_pipeline")]
+SMALL = ["model.init_args.width=0.125", "model.init_args.train_steps=1", "trainer.max_epochs=1",
+         "trainer.accelerator=cpu", "trainer.devices=1", "data.init_args.val_size=10", "data.init_args.num_workers=0",
+         "data.init_args.batch_size=16"]
+
+
+def _flags(sets: list[str]) -> list[str]:
+    return [part for item in sets for part in ("--" + item.partition("=")[0], item.partition("=")[2])]
+
+
+@pytest.fixture(scope="module")
+def dense(tmp_path_factory) -> tuple[Path, Path]:
+    """The tiny CIFAR-10 copy and one dense PGD-AT run of configs/robust_pruning/dense.yaml (ResNet-18, width 1/8)."""
+    from tests.conftest import run_zoo
+
+    tmp = tmp_path_factory.mktemp("mrs_dense")
+    data = _cifar10(tmp / "cifar-10-batches-py")
+    run = tmp / "dense"
+    run_zoo(["fit", "--config", str(CFG / "dense.yaml"), *_flags(SMALL), "--data.init_args.data_dir", str(data),
+             "--trainer.default_root_dir", str(run)], threads=1, timeout=280)
+    return data, run / "checkpoints" / "last.ckpt"
+
+
 @pytest.mark.timeout(600)
-def test_dense_then_paper_config(tmp_path):
+def test_dense_then_paper_config(tmp_path, dense):
     from tests.conftest import last_metric, run_zoo
 
-    data = _cifar10(tmp_path / "cifar-10-batches-py")
-    small = ["--model.init_args.width", "0.125", "--model.init_args.train_steps", "1", "--trainer.max_epochs", "1",
-             "--trainer.accelerator", "cpu", "--trainer.devices", "1", "--data.init_args.data_dir", str(data),
-             "--data.init_args.val_size", "10", "--data.init_args.num_workers", "0", "--data.init_args.batch_size", "16"]
-    dense = tmp_path / "dense"
-    run_zoo(["fit", "--config", str(CFG / "dense.yaml"), *small, "--trainer.default_root_dir", str(dense)],
-            threads=1, timeout=280)
-    ckpt = dense / "checkpoints" / "last.ckpt"
+    data, ckpt = dense
     run = tmp_path / "mrpf"
-    run_zoo(["fit", "--config", str(CFG / "paper.yaml"), *small, "--trainer.default_root_dir", str(run),
-             "--model.init_args.init_weights", str(ckpt)], threads=1, timeout=300)
+    run_zoo(["fit", "--config", str(CFG / "paper.yaml"), *_flags(SMALL), "--data.init_args.data_dir", str(data),
+             "--trainer.default_root_dir", str(run), "--model.init_args.init_weights", str(ckpt)], threads=1, timeout=300)
     for name in ("fgsm", "pgd20", "cw30", "aa"):
         assert 0.0 <= last_metric(run / "csv", f"test/robust_acc_{name}") <= 1.0
     assert last_metric(run / "csv", "prune/param_sparsity") == pytest.approx(0.5, abs=0.01)
@@ -52,20 +68,23 @@ def test_dense_then_paper_config(tmp_path):
     assert pruned["state_dict"]["net.conv1.weight"].shape == w_dense.shape
 
 
-@pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_sweep_fills_the_results_table(tmp_path):
+def test_sweep_fills_the_results_table(tmp_path, dense):
+    """The sweep finds the dense checkpoint already in its root (as on a resumed grid), prunes and tabulates."""
+    import shutil
+
     from zoo.robust_pruning import sweep
 
-    data = _cifar10(tmp_path / "cifar-10-batches-py")
-    sets = ["model.init_args.width=0.125", "model.init_args.train_steps=1", "trainer.max_epochs=1",
-            "trainer.accelerator=cpu", "trainer.devices=1", f"data.init_args.data_dir={data}",
-            "data.init_args.val_size=10", "data.init_args.num_workers=0", "data.init_args.batch_size=16"]
-    sweep.main(["--datasets", "cifar10", "--archs", "vgg16_bn", "--sparsities", "0.7", "--policies", "mrs",
-                "--criteria", "random", "--finetune", "natural", "--root", str(tmp_path / "runs"),
-                "--out", str(tmp_path / "results.md"), "--set", *sets,
+    data, ckpt = dense
+    root = tmp_path / "runs"
+    (root / "dense_cifar10_resnet18" / "checkpoints").mkdir(parents=True)
+    shutil.copy(ckpt, root / "dense_cifar10_resnet18" / "checkpoints" / "last.ckpt")
+    sweep.main(["--datasets", "cifar10", "--archs", "resnet18", "--sparsities", "0.7", "--policies", "mrs",
+                "--criteria", "random", "--finetune", "natural", "--root", str(root),
+                "--out", str(tmp_path / "results.md"), "--set", *SMALL, f"data.init_args.data_dir={data}",
                 "--set-prune", "trainer.callbacks.0.init_args.ratio_policy.init_args.ascent_steps=2"])
+    assert not (root / "configs" / "dense_cifar10_resnet18.yaml").exists()  # the existing dense run was reused
     row = (tmp_path / "results.md").read_text().splitlines()[2].split("|")
     cells = [c.strip() for c in row[1:-1]]
-    assert cells[:6] == ["cifar10", "vgg16_bn", "70%", "mrs", "random", "natural"]
+    assert cells[:6] == ["cifar10", "resnet18", "70%", "mrs", "random", "natural"]
     assert all(c != "-" for c in cells), cells  # clean, FGSM, PGD-20, CW-inf, AA, params, MACs all measured
