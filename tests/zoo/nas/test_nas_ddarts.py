@@ -104,3 +104,25 @@ def test_ablation_search_runs_under_a_trainer():
     trainer.fit(m, DigitsNASDataModule(batch_size=32))
     assert "search/ablation_loss" in trainer.callback_metrics
     assert all(float(a.detach().abs().max()) > 0 for a in m.net.alphas)  # every cell moved its alpha away from the 0 init
+
+
+@pytest.mark.parametrize("layers,reductions", [(3, [1, 2]), (5, [1, 3])])
+def test_weight_step_zero_one_term_is_the_reference_mse_over_stacked_alphas(layers, reductions):
+    """aheuillet/D-DARTS train_search.py: CE + w * -F.mse_loss(sigmoid(model.arch_parameters()), 0.5), where
+    arch_parameters() stacks every cell's alpha into one (cells, edges, ops) tensor: one mean, not a sum over cells."""
+    torch.manual_seed(layers)
+    m = DDartsSearchModule(C=4, layers=layers, steps=2, reductions=reductions, primitives=PRIMS)
+    with torch.no_grad():
+        for a in m.net.alphas:
+            a.normal_(0, 2)
+    alphas = list(m.net.alphas)
+    logits, y = torch.randn(6, 10), torch.randint(0, 10, (6,))
+    ref = F.cross_entropy(logits, y) + 9.0 * -F.mse_loss(torch.sigmoid(torch.stack(alphas)), torch.tensor(0.5))
+    got = m.weight_loss(logits, y)
+    assert torch.allclose(got, ref, atol=1e-6)
+    summed = F.cross_entropy(logits, y) + 9.0 * sum(zero_one_loss(a) for a in alphas)
+    assert not torch.allclose(got, summed, atol=1e-3)  # the per-cell sum the quirk mode used to add differs
+    g_ref = torch.autograd.grad(ref, alphas)
+    g_got = torch.autograd.grad(m.weight_loss(logits, y), alphas)  # the gradient left on alpha under reference_quirks
+    for a, b in zip(g_got, g_ref):
+        assert torch.allclose(a, b, atol=1e-7)

@@ -1,7 +1,7 @@
 """D-DARTS / FairDARTS losses as pure functions: the zero-one loss and the per-cell ablation term."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -10,6 +10,12 @@ from torch import nn
 def zero_one_loss(alpha: torch.Tensor) -> torch.Tensor:
     """FairDARTS zero-one loss -mean((sigmoid(alpha) - 0.5)^2): pushes every op weight towards 0 or 1."""
     return -((torch.sigmoid(alpha) - 0.5) ** 2).mean()
+
+
+def stacked_zero_one_loss(alphas: Sequence[torch.Tensor]) -> torch.Tensor:
+    """The reference weight-step term ``-F.mse_loss(sigmoid(stacked alphas), 0.5)``: one mean over every cell's entries
+    (the mean of the per-cell zero-one losses when the cells' alphas have one shape, not their sum)."""
+    return zero_one_loss(torch.cat([a.flatten() for a in alphas]))
 
 
 @torch.no_grad()

@@ -10,7 +10,7 @@ from typing import Any, Literal, Sequence
 
 import torch
 
-from zoo.nas.ddarts.losses import ablation_loss, marginal_contributions, zero_one_loss
+from zoo.nas.ddarts.losses import ablation_loss, marginal_contributions, stacked_zero_one_loss, zero_one_loss
 from zoo.nas.ops import FAIR_PRIMITIVES
 from zoo.nas.search import BilevelSearchModule, unpack_search_batch
 
@@ -87,15 +87,14 @@ class DDartsSearchModule(BilevelSearchModule):
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         (xt, yt), (xv, yv) = unpack_search_batch(batch)
         opt_w, *cell_opts = self.optimizers()
-        hp, alphas = self.hparams, list(self.net.alphas)
+        hp = self.hparams
         abl = self._ablation_terms(xv, yv)
         loss = self.alpha_phase(xv, yv, opt_w, cell_opts, abl)
         self.log("search/arch_loss", loss.detach() + abl.mean(), on_step=False, on_epoch=True, sync_dist=True)
         if hp.ablation:
             self.log("search/ablation_loss", abl.mean(), on_step=False, on_epoch=True, sync_dist=True)
-        # weight step: CE(train) + w01 * L01(all alphas) (the second term has no gradient w.r.t. the weights)
         logits = self.net(xt)
-        loss_w = self.criterion(logits, yt) + hp.zero_one_weight * sum(zero_one_loss(a) for a in alphas)
+        loss_w = self.weight_loss(logits, yt)
         self.manual_backward(loss_w)
         self.clip_gradients(opt_w, gradient_clip_val=hp.grad_clip, gradient_clip_algorithm="norm")
         opt_w.step()
@@ -106,6 +105,12 @@ class DDartsSearchModule(BilevelSearchModule):
         self.log("train/loss", loss_w.detach(), on_step=True, on_epoch=True, prog_bar=True, sync_dist=True)
         self.log("train/acc", (logits.argmax(1) == yt).float().mean(), on_step=False, on_epoch=True, sync_dist=True)
         return loss_w.detach()
+
+    def weight_loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Weight-step loss CE(train) + w01 * L01 over the stacked alphas of all cells, one mean as in the reference
+        ``train_search.py``; no gradient reaches the weights through L01, but under ``reference_quirks`` its alpha
+        gradient is left in place for the next alpha step, so the mean (not a per-cell sum) matters."""
+        return self.criterion(logits, y) + self.hparams.zero_one_weight * stacked_zero_one_loss(list(self.net.alphas))
 
     def bimodal_fraction(self, margin: float = 0.15) -> float:
         """Share of sigmoid(alpha) below ``margin`` or above 1 - ``margin`` (the zero-one loss's target)."""
