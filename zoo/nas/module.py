@@ -14,8 +14,9 @@ from zoo.nas.cells import DartsNetwork
 from zoo.nas.genotype import resolve_genotype
 
 
-def cutout(x: torch.Tensor, length: int) -> torch.Tensor:
-    """Zero one random ``length`` x ``length`` square per image (centre uniform over the image, clipped)."""
+def cutout(x: torch.Tensor, length: int, fill: float | torch.Tensor = 0.0) -> torch.Tensor:
+    """Set one random ``length`` x ``length`` square per image (centre uniform over the image, clipped) to ``fill``:
+    a number or a per-channel ``(1, C, 1, 1)`` tensor (the dataset mean, which is 0 after normalisation)."""
     if length <= 0:
         return x
     n, _, h, w = x.shape
@@ -25,7 +26,8 @@ def cutout(x: torch.Tensor, length: int) -> torch.Tensor:
     xs = torch.arange(w, device=x.device).view(1, 1, w)
     inside = ((ys >= cy - length // 2) & (ys < cy + length - length // 2)
               & (xs >= cx - length // 2) & (xs < cx + length - length // 2))
-    return x * (~inside).unsqueeze(1).to(x.dtype)
+    hole = inside.unsqueeze(1)
+    return torch.where(hole, torch.as_tensor(fill, dtype=x.dtype, device=x.device), x)
 
 
 class DartsEvalModule(ClassifierModule):
@@ -51,7 +53,14 @@ class DartsEvalModule(ClassifierModule):
         super().__init__(net=net, num_classes=num_classes, optimizer=optimizer, lr=lr, momentum=momentum,
                          weight_decay=weight_decay, scheduler=scheduler, step_size=step_size, gamma=gamma,
                          label_smoothing=label_smoothing)
-        self._auto_aug: torch.nn.Module | None = None
+        # Built here, not on the first step, and kept out of the module tree: its 50 policy parameters are not
+        # trained, and a submodule created in a hook changed the parameter set during fit (checkpoints gained
+        # ``_auto_aug.*`` keys that construction does not know, so resume and load_from_checkpoint failed).
+        self._auto_aug_holder: tuple[torch.nn.Module, ...] = ()
+        if auto_augment:
+            from kornia.augmentation.auto import AutoAugment
+
+            self._auto_aug_holder = (AutoAugment("cifar10").requires_grad_(False),)
         # LightningCLI records the arguments as given (maybe a file path): store the genotype itself
         self.hparams["genotype"] = genotype
         if getattr(self, "_hparams_initial", None) is not None:
@@ -61,15 +70,18 @@ class DartsEvalModule(ClassifierModule):
         """Drop-path probability ramps linearly: p * epoch / max_epochs (DARTS ``train.py``)."""
         self.net.drop_path_prob = self.hparams.drop_path_prob * self.current_epoch / self._max_epochs()
 
-    def augment(self, x: torch.Tensor) -> torch.Tensor:
-        hp = self.hparams
-        if hp.auto_augment:
-            if self._auto_aug is None:
-                from kornia.augmentation.auto import AutoAugment
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Checkpoints written before AutoAugment left the module tree carry ``_auto_aug.*`` keys: drop them."""
+        state = checkpoint.get("state_dict", {})
+        for key in [k for k in state if k.startswith("_auto_aug.")]:
+            del state[key]
 
-                self._auto_aug = AutoAugment("cifar10")
-            x = self._auto_aug.to(x.device)(x.clamp(0, 1))
-        return cutout(x, hp.cutout_length)
+    def augment(self, x: torch.Tensor) -> torch.Tensor:
+        """AutoAugment (if on), then Cutout filled with the normalisation mean: the authors cut after ``Normalize``,
+        so their holes are 0 after normalisation; the zoo normalises inside the network, so it fills with the mean."""
+        if self._auto_aug_holder:
+            x = self._auto_aug_holder[0].to(x.device)(x.clamp(0, 1))
+        return cutout(x, self.hparams.cutout_length, fill=self.net.mean.to(x.dtype))
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         x, y = batch[0], batch[1]
