@@ -72,14 +72,19 @@ class DiscreteCell(nn.Module):
 
 
 class AuxiliaryHead(nn.Module):
-    """DARTS auxiliary classifier (8x8 CIFAR maps: pool stride 3; 14x14 ImageNet maps: stride 2)."""
+    """DARTS auxiliary classifier (8x8 CIFAR maps: pool stride 3; 14x14 ImageNet maps: stride 2).
 
-    def __init__(self, c: int, num_classes: int, imagenet: bool = False) -> None:
+    ``final_bn`` (the BatchNorm after the 768-channel conv): ``None`` follows quark0/darts, which keeps it for CIFAR
+    and comments it out for ImageNet "for consistency with the experiments in the paper".
+    """
+
+    def __init__(self, c: int, num_classes: int, imagenet: bool = False, final_bn: bool | None = None) -> None:
         super().__init__()
+        final_bn = not imagenet if final_bn is None else final_bn
         self.features = nn.Sequential(
             nn.ReLU(inplace=False), nn.AvgPool2d(5, stride=2 if imagenet else 3, padding=0, count_include_pad=False),
             nn.Conv2d(c, 128, 1, bias=False), nn.BatchNorm2d(128), nn.ReLU(inplace=True),
-            nn.Conv2d(128, 768, 2, bias=False), nn.BatchNorm2d(768), nn.ReLU(inplace=True),
+            nn.Conv2d(128, 768, 2, bias=False), *([nn.BatchNorm2d(768)] if final_bn else []), nn.ReLU(inplace=True),
             nn.AdaptiveAvgPool2d(1),  # identity at the design resolution, lets small inputs through
         )
         self.classifier = nn.Linear(768, num_classes)
@@ -110,13 +115,15 @@ class DartsNetwork(ClassifierVerbs, nn.Module):
     """DARTS evaluation network (Liu et al., 2019) for CIFAR (3x3 stem) or ImageNet (two stride-2 stems).
 
     ``genotype`` is a genotype, its dict, a published name or a JSON path. ``forward`` returns logits;
-    ``forward_with_aux`` also returns the auxiliary logits (training only).
+    ``forward_with_aux`` also returns the auxiliary logits (training only). ``aux_final_bn=None``: the auxiliary
+    head's last BatchNorm as in each reference (none on DARTS ImageNet).
     """
 
     def __init__(self, genotype: AnyGenotype | dict | str = "DARTS_V2", C: int = 36, num_classes: int = 10,
                  layers: int = 20, auxiliary: bool = False, drop_path_prob: float = 0.0, in_chans: int = 3,
                  stem: Literal["cifar", "imagenet"] = "cifar", reference_layout: bool = False,
-                 mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> None:
+                 mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+                 aux_final_bn: bool | None = None) -> None:
         super().__init__()
         self.genotype = resolve_genotype(genotype)
         self.num_classes, self.drop_path_prob = num_classes, drop_path_prob
@@ -151,7 +158,9 @@ class DartsNetwork(ClassifierVerbs, nn.Module):
             c_pp, c_p = c_p, cell.multiplier * c_curr
             if i == self.aux_index:
                 c_aux = c_p
-        self.auxiliary_head = AuxiliaryHead(c_aux, num_classes, stem == "imagenet") if auxiliary else None
+        if aux_final_bn is None:  # quark0/darts drops it on ImageNet; aheuillet/D-DARTS model.py keeps it everywhere
+            aux_final_bn = stem != "imagenet" or isinstance(self.genotype, NestedGenotype)
+        self.auxiliary_head = AuxiliaryHead(c_aux, num_classes, stem == "imagenet", aux_final_bn) if auxiliary else None
         self.global_pooling = nn.AdaptiveAvgPool2d(1)
         self.num_features = c_p
         self.head = nn.Linear(c_p, num_classes) if num_classes else nn.Identity()

@@ -89,3 +89,26 @@ def test_deepening_zoo_layout_keeps_stages_and_strides_at_thirds():
 
     with pytest.raises(ValueError, match="at most 2 reduction"):
         deepen_layout(NestedGenotype([[("skip_connect", 2, 0)]] * 6, reductions=[1, 2, 3]), 9)
+
+
+def _aux_params(c_aux: int, classes: int, final_bn: bool) -> int:
+    """quark0/darts AuxiliaryHead*: 1x1 conv c->128, BN(128), 2x2 conv 128->768, [BN(768)], Linear(768, classes)."""
+    return c_aux * 128 + 2 * 128 + 128 * 768 * 4 + (2 * 768 if final_bn else 0) + 768 * classes + classes
+
+
+def test_auxiliary_heads_follow_the_references():
+    from zoo.nas.cells import AuxiliaryHead
+    from zoo.nas.genotype import NestedGenotype
+
+    with torch.device("meta"):  # DARTS V2 ImageNet: the head sits after the second reduction, 4 nodes x 4C channels
+        imnet = DartsNetwork("DARTS_V2", C=48, layers=14, num_classes=1000, stem="imagenet", auxiliary=True)
+        cifar = DartsNetwork("DARTS_V2", C=36, layers=20, num_classes=10, auxiliary=True)
+        ddarts = DartsNetwork(DDARTS_SPARSE_CIFAR10, C=36, layers=8, num_classes=10, stem="imagenet", auxiliary=True)
+    bn768 = lambda head: [m for m in head.modules() if isinstance(m, torch.nn.BatchNorm2d) and m.num_features == 768]  # noqa: E731
+    assert bn768(imnet.auxiliary_head) == []  # commented out in quark0/darts model.py AuxiliaryHeadImageNet
+    assert count_params(imnet.auxiliary_head) == _aux_params(4 * 4 * 48, 1000, False)
+    assert len(bn768(cifar.auxiliary_head)) == 1 and count_params(cifar.auxiliary_head) == _aux_params(4 * 4 * 36, 10, True)
+    assert isinstance(ddarts.genotype, NestedGenotype) and len(bn768(ddarts.auxiliary_head)) == 1  # D-DARTS keeps it
+    # the published counts leave the head out (quark0/darts utils.count_parameters_in_MB skips "auxiliary")
+    assert round((count_params(imnet) - count_params(imnet.auxiliary_head)) / 1e6, 3) == 4.719
+    assert len(bn768(AuxiliaryHead(8, 10, imagenet=True, final_bn=True))) == 1  # the switch
