@@ -189,7 +189,11 @@ class InMemoryImageDataModule(pl.LightningDataModule):
     def _split_flat(self, paths: list[Path], labels: list[int]) -> dict[str, tuple[list[Path], list[int]]]:
         hp = self.hparams
         split = authors_split if hp.split_protocol == "authors" else per_class_split
-        idx = split(labels, hp.train_per_class, hp.val_per_class, hp.test_per_class, hp.split_seed, hp.shuffle_seed)
+        try:
+            idx = split(labels, hp.train_per_class, hp.val_per_class, hp.test_per_class, hp.split_seed,
+                        hp.shuffle_seed)
+        except ValueError as err:
+            raise ValueError(f"{getattr(self, 'folder', self.data_dir)}: {err}") from None
         return {k: ([paths[i] for i in v], [labels[i] for i in v]) for k, v in idx.items()}
 
     def _loader(self, name: str, shuffle: bool) -> DataLoader:

@@ -60,3 +60,48 @@ def test_missing_and_unreadable_inputs(tmp_path):
     img.save(tmp_path / "grey.png")
     out = load_image(tmp_path / "grey.png", 9)
     assert out.shape == (3, 9, 9) and out.dtype == torch.uint8
+
+
+def test_train_and_val_without_test_are_splits_not_classes(tmp_path):
+    make_tree(tmp_path / "data" / "train", per_class=3)
+    make_tree(tmp_path / "data" / "val", per_class=2)
+    dm = ImageFolderDataModule(str(tmp_path / "data"), image_size=8, augment=False)
+    dm.setup()
+    assert dm.class_names == ["cat", "dog"]  # not ["train", "val"]
+    assert len(dm.datasets["train"]) == 6 and len(dm.datasets["val"]) == 4
+    assert dm.datasets["test"].labels.tolist() == dm.datasets["val"].labels.tolist() == [0, 0, 1, 1]
+    # a flat dataset that happens to have a class called "train" is still read as classes
+    make_tree(tmp_path / "flat", classes=("bird", "train"), per_class=4)
+    flat = ImageFolderDataModule(str(tmp_path / "flat"), image_size=8, train_per_class=2, test_per_class=2,
+                                 augment=False)
+    flat.setup()
+    assert flat.class_names == ["bird", "train"]
+
+
+def test_nested_folders_and_pgm_match_torchvision_imagefolder(tmp_path):
+    from torchvision.datasets import ImageFolder
+
+    root = tmp_path / "data"
+    rng = np.random.default_rng(0)
+    files = {"cat/a.png": "RGB", "cat/sub/b.pgm": "L", "cat/sub/deeper/c.JPG": "RGB", "dog/x.ppm": "RGB",
+             "dog/y.tif": "RGB", "dog/notes/readme.txt": None, "dog/z.webp": "RGB"}
+    for rel, mode in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        if mode is None:
+            (root / rel).write_text("not an image")
+            continue
+        shape = (6, 6) if mode == "L" else (6, 6, 3)
+        Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode).save(root / rel)
+    reference = ImageFolder(str(root))
+    from datamodules.image_folder import scan_class_folders
+
+    paths, labels, classes = scan_class_folders(root)
+    assert classes == reference.classes
+    assert [(str(p), c) for p, c in zip(paths, labels)] == reference.samples
+    assert len(paths) == 6 and any(str(p).endswith(".pgm") for p in paths)
+    dm = ImageFolderDataModule(str(root), image_size=6, train_per_class=1, test_per_class=None, augment=False)
+    dm.setup()
+    pgm = [i for i, p in enumerate(paths) if str(p).endswith(".pgm")][0]
+    grey = torch.from_numpy(np.array(Image.open(paths[pgm]).convert("RGB"))).permute(2, 0, 1)
+    all_images = torch.cat([dm.datasets["train"].images, dm.datasets["test"].images])
+    assert any(torch.equal(img, grey) for img in all_images)

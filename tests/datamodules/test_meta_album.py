@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from datamodules.image_folder import per_class_split, rrr_augmentation
+from datamodules.image_folder import authors_split, per_class_split, rrr_augmentation
 from datamodules.meta_album import MICRO_CODES, MetaAlbumDataModule, micro_dataset_dir, read_meta_album
 
 CLASSES = ["zebra", "apple", "moth"]  # first-seen order differs from sorted order on purpose
@@ -52,7 +53,7 @@ def test_micro_split_counts_seeds_and_images(tmp_path):
         assert torch.bincount(dm.datasets[name].labels, minlength=3).tolist() == [per] * 3
     x, y = next(iter(dm.train_dataloader()))
     assert x.shape == (4, 3, 16, 16) and x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
-    # the split is the authors' procedure: per class default_rng(88).shuffle, train first, then val, then test
+    # split_protocol='per_class' (the zoo's earlier split): per class default_rng(88).shuffle, train, val, test
     _, labels, _ = read_meta_album(tmp_path / "TINY_Micro")
     rng = np.random.default_rng(88)
     want_train = set()
@@ -123,3 +124,63 @@ def test_missing_and_malformed_files_are_explained(tmp_path):
     csv_path.write_text("")
     with pytest.raises(ValueError, match="is empty"):
         read_meta_album(folder)
+
+
+def authors_divide(items: list, train: int, val: int, test: int, split: str) -> list:
+    """Benchmark40MicroSplitDataset.divide_items_into_split of SunHaozhe/RRR_Net (main_code/utils.py), written out:
+    shuffle the whole [path, label] list with default_rng(88), bucket by class, slice, shuffle with default_rng(66)."""
+    items = [list(it) for it in items]
+    np.random.default_rng(88).shuffle(items)
+    per_class = defaultdict(list)
+    for path, target in items:
+        per_class[target].append([path, target])
+    pruned = []
+    for c in per_class.keys():
+        assert len(per_class[c]) >= train + val + test
+        lo, hi = {"train": (0, train), "val": (train, train + val), "test": (train + val, train + val + test)}[split]
+        pruned.extend(per_class[c][lo:hi])
+    np.random.default_rng(66).shuffle(pruned)
+    return pruned
+
+
+def test_authors_split_is_image_for_image_the_authors_draw():
+    # a Micro-sized fixture list: 20 classes of 40-47 images, CSV order interleaved, labels in first-seen order
+    rng = np.random.default_rng(5)
+    sizes = rng.integers(40, 48, 20)
+    labels = rng.permutation(np.repeat(np.arange(20), sizes)).tolist()
+    first_seen = {c: i for i, c in enumerate(dict.fromkeys(labels))}
+    labels = [first_seen[c] for c in labels]
+    items = [[f"img_{i:04d}.jpg", lab] for i, lab in enumerate(labels)]
+    for train, val, test in ((20, 0, 20), (15, 5, 20)):
+        got = authors_split(labels, train, val, test)
+        for split in ("train", "val", "test"):
+            want = authors_divide(items, train, val, test, split)
+            assert [items[i][0] for i in got[split]] == [p for p, _ in want]  # same images, same order
+    old = per_class_split(labels, 20, 0, 20)
+    overlap = len(set(old["train"]) & set(authors_split(labels, 20, 0, 20)["train"])) / len(old["train"])
+    assert overlap < 0.8  # the earlier per-class shuffle is a different draw (about half coincides)
+
+
+def test_datamodule_default_is_the_authors_split_and_per_class_is_a_switch(tmp_path):
+    make_dataset(tmp_path / "TINY_Micro", per_class=7)
+    paths, labels, _ = read_meta_album(tmp_path / "TINY_Micro")
+    items = [[str(p), lab] for p, lab in zip(paths, labels)]
+    dm = MetaAlbumDataModule(str(tmp_path / "TINY_Micro"), image_size=16, train_per_class=2, val_per_class=1,
+                             test_per_class=3, augment=False)
+    splits = dm.read_splits()
+    for split in ("train", "val", "test"):
+        want = authors_divide(items, 2, 1, 3, split)
+        assert [str(p) for p in splits[split][0]] == [p for p, _ in want]
+        assert splits[split][1] == [t for _, t in want]
+    dm.setup()
+    assert dm.datasets["test"].labels.tolist() == [t for _, t in authors_divide(items, 2, 1, 3, "test")]
+    old = MetaAlbumDataModule(str(tmp_path / "TINY_Micro"), image_size=16, train_per_class=2, val_per_class=1,
+                              test_per_class=3, split_protocol="per_class").read_splits()
+    idx = per_class_split(labels, 2, 1, 3)
+    assert [str(p) for p in old["train"][0]] == [str(paths[i]) for i in idx["train"]]
+    with pytest.raises(ValueError, match="split_protocol must be one of"):
+        MetaAlbumDataModule(str(tmp_path / "TINY_Micro"), split_protocol="authors_v2")
+    with pytest.raises(ValueError, match=r"class \d has 7 images, the split needs 8"):
+        authors_split(labels, 4, 0, 4)
+    with pytest.raises(ValueError, match=r"TINY_Micro: class \d has 7 images, the split needs 8 \(train 4"):
+        MetaAlbumDataModule(str(tmp_path / "TINY_Micro"), image_size=16, train_per_class=4, test_per_class=4).setup()
