@@ -389,8 +389,9 @@ def connected_components(faces: Tensor) -> int:
         parent = lab
 
 
-_METRICS = ("f1_score", "emd_exact", "emd_sinkhorn", "voxel_iou", "normalize_scale", "eval_protocol_scale",
-            "compare_points", "winding_numbers", "nn_distances")
+_METRICS = ("f1_score", "emd_exact", "emd_sinkhorn", "emd_rms_exact", "emd_mean_exact", "emd_rms_sinkhorn", "voxel_iou",
+            "normalize_scale", "eval_protocol_scale", "compare_points", "compare_meshes", "sampling_metrics",
+            "winding_numbers", "nn_distances")
 
 
 def __getattr__(name: str):
