@@ -173,3 +173,46 @@ def as_labels(values: Any, path: str | Path, low: int, high: int, what: str = "l
     if bad.size:
         raise ValueError(f"{path}: {index} {bad[0]} has {what} {arr[bad[0]]}, expected {low}..{high}")
     return arr
+
+
+# ---- tensor files -----------------------------------------------------------------------------------------------
+def read_tensors(path: str | Path, shapes: dict[str, tuple], what: str = "tensor file") -> dict:
+    """A ``torch.save``d dict read with ``weights_only=True``; each key of ``shapes`` must be present, a tensor, and
+    match its shape pattern (an int fixes a dim, ``None`` leaves it free; ``()`` accepts a non-tensor such as a list
+    of names). Errors name the file and the key."""
+    path = Path(path)
+    if not path.is_file():
+        raise _missing(path, what)
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch: RuntimeError (zip reader), UnpicklingError, EOFError ...
+        raise ValueError(f"{path}: expected a complete torch.save file of tensors, but it is truncated or not "
+                         f"loadable with weights_only=True ({type(err).__name__}: {err})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a dict with keys {sorted(shapes)}, found {type(data).__name__}")
+    missing = sorted(set(shapes) - set(data))
+    if missing:
+        raise ValueError(f"{path}: missing keys {missing} (expected {sorted(shapes)}, found {sorted(map(str, data))})")
+    for key, pattern in shapes.items():
+        value = data[key]
+        if not isinstance(value, torch.Tensor):
+            if pattern == ():  # not a tensor-shaped entry (a list of names, say): presence is enough
+                continue
+            raise ValueError(f"{path}: {key!r} must be a tensor, found {type(value).__name__}")
+        if len(pattern) != value.ndim or any(p is not None and p != s for p, s in zip(pattern, value.shape)):
+            want = "x".join("N" if p is None else str(p) for p in pattern)
+            raise ValueError(f"{path}: {key!r} must have shape {want}, found {tuple(value.shape)}")
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise ValueError(f"{path}: {key!r} holds NaN or infinite values")
+    return data
+
+
+def check_faces(faces: torch.Tensor, n_verts: int, path: str | Path) -> torch.Tensor:
+    """Integer triangle indices within ``0..n_verts-1`` (a bad index would read another model's memory as garbage)."""
+    if faces.is_floating_point() or faces.dtype == torch.bool:
+        raise ValueError(f"{path}: faces must be integer vertex indices, found dtype {faces.dtype}")
+    faces = faces.long()
+    if faces.numel() and (int(faces.min()) < 0 or int(faces.max()) >= n_verts):
+        row = int(((faces < 0) | (faces >= n_verts)).any(1).nonzero()[0])
+        raise ValueError(f"{path}: face {row} is {faces[row].tolist()}, expected vertex indices 0..{n_verts - 1}")
+    return faces

@@ -43,7 +43,12 @@ def load_obj(path: str | Path) -> tuple[Tensor, Tensor]:
     faces = getattr(mesh, "faces", None)
     if faces is None or len(faces) == 0:
         raise ValueError(f"{path}: no triangles found (expected an OBJ with 'f' lines)")
-    return torch.tensor(mesh.vertices, dtype=torch.float32), torch.tensor(faces, dtype=torch.long)
+    from datamodules.decode import check_faces
+
+    verts = torch.tensor(mesh.vertices, dtype=torch.float32)
+    if not bool(torch.isfinite(verts).all()):
+        raise ValueError(f"{path}: vertex coordinates must be finite numbers, found NaN or infinity")
+    return verts, check_faces(torch.tensor(faces, dtype=torch.long), len(verts), path)
 
 
 def surface_samples(verts: Tensor, faces: Tensor, n: int, seed: int | None = None) -> tuple[Tensor, Tensor]:
@@ -150,7 +155,9 @@ def obj_surface(obj: Path, n: int, cache_dir: str | Path | None = None, key: str
     if cache_dir is not None:
         path = Path(cache_dir) / f"{key.replace('/', '__')}-{n}.pt"
         if path.is_file():
-            d = torch.load(path, map_location="cpu", weights_only=True)
+            from datamodules.decode import read_tensors
+
+            d = read_tensors(path, {"points": (n, 3), "normals": (n, 3)}, "surface-sample cache")
             return d["points"], d["normals"]
     v, f = load_obj(obj)
     pts, nrm = surface_samples(v, f, n, seed=stable_seed(key))

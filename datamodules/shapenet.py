@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from datamodules.decode import check_faces, read_tensors
 from datamodules.mesh_common import (LRUCache, MeshSplitDataModule, crop_and_resize, crop_matrix, load_obj,
                                      obj_surface, pick_points, read_rgb, stable_seed)
 
@@ -114,11 +115,11 @@ class ShapeNetViews(Dataset):
                 f = d / "metadata.pt"
                 if not f.is_file():
                     raise FileNotFoundError(f"{f} not found (expected the layout {LAYOUT_HELP['meshrcnn']})")
-                m = torch.load(f, map_location="cpu", weights_only=True)
-                missing = {"image_list", "intrinsic", "extrinsics"} - set(m)
-                if missing:
-                    raise ValueError(f"{f}: missing keys {sorted(missing)} (expected image_list, intrinsic, extrinsics)")
+                m = read_tensors(f, {"image_list": (), "intrinsic": (None, None), "extrinsics": (None, 4, 4)},
+                                 "Mesh R-CNN metadata")
                 rt = m["extrinsics"].float()
+                if len(m["image_list"]) != len(rt):
+                    raise ValueError(f"{f}: {len(m['image_list'])} images in image_list but {len(rt)} extrinsics")
                 meta = {"images": [d / "images" / n for n in m["image_list"]], "R": GL_TO_OURS @ rt[:, :3, :3],
                         "t": rt[:, :3, 3] @ GL_TO_OURS.t(), "focal": float(m["intrinsic"][0, 0])}
             self._meta[key] = meta
@@ -135,8 +136,8 @@ class ShapeNetViews(Dataset):
         f = self._model_dir(sid, mid) / "mesh.pt"
         if not f.is_file():
             raise FileNotFoundError(f"{f} not found (expected the layout {LAYOUT_HELP['meshrcnn']})")
-        m = torch.load(f, map_location="cpu", weights_only=True)
-        return m["verts"].float(), m["faces"].long()
+        m = read_tensors(f, {"verts": (None, 3), "faces": (None, 3)}, "mesh file")
+        return m["verts"].float(), check_faces(m["faces"], len(m["verts"]), f)
 
     def _surface(self, sid: str, mid: str) -> tuple[Tensor, Tensor]:
         """Cached surface samples of a model in OBJ coordinates (R2N2: sampled once, seeded; Mesh R-CNN: samples.pt)."""
@@ -149,7 +150,9 @@ class ShapeNetViews(Dataset):
         f = self._model_dir(sid, mid) / "samples.pt"
         if not f.is_file():
             raise FileNotFoundError(f"{f} not found (expected the layout {LAYOUT_HELP['meshrcnn']})")
-        s = torch.load(f, map_location="cpu", weights_only=True)
+        s = read_tensors(f, {"points_sampled": (None, 3), "normals_sampled": (None, 3)}, "surface samples")
+        if len(s["points_sampled"]) != len(s["normals_sampled"]):
+            raise ValueError(f"{f}: {len(s['points_sampled'])} points but {len(s['normals_sampled'])} normals")
         return self._samples.put(key, (s["points_sampled"].float(), s["normals_sampled"].float()))
 
     def __getitem__(self, i: int) -> dict:

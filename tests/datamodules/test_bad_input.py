@@ -212,3 +212,38 @@ def test_h36m_npz_with_crafted_pickle_does_not_run_code(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"data_3d_h36m.npz\[positions_3d\]: refused to load global"):
         dm.setup()
     assert not marker.exists()
+
+
+# ---- meshes: Mesh R-CNN's torch.save files ------------------------------------------------------------------------
+def test_meshrcnn_tensor_files_truncated_or_out_of_range(tmp_path: Path) -> None:
+    from datamodules.shapenet import ShapeNetR2N2DataModule
+    from tests.datamodules.test_shapenet import _write_meshrcnn
+
+    def test_split():
+        dm = ShapeNetR2N2DataModule(str(tmp_path), "meshrcnn", synsets=None, splits_json="splits.json",
+                                    num_points=50, batch_size=2, return_mesh=True)
+        dm.setup()
+        return dm.datasets["test"]
+
+    _write_meshrcnn(tmp_path)
+    sid, mid, _ = test_split().items[0]
+    d = tmp_path / sid / mid
+    mesh = torch.load(d / "mesh.pt", weights_only=True)
+    bad = mesh["faces"].clone()
+    bad[3, 1] = len(mesh["verts"])  # one past the last vertex
+    torch.save({"verts": mesh["verts"], "faces": bad}, d / "mesh.pt")
+    with pytest.raises(ValueError, match=rf"mesh.pt: face 3 is .*expected vertex indices 0..{len(mesh['verts']) - 1}"):
+        test_split()[0]
+    torch.save(mesh, d / "mesh.pt")
+    test_split()[0]  # restored: reads again
+    samples = (d / "samples.pt").read_bytes()
+    truncate(d / "samples.pt", 0.5)
+    with pytest.raises(ValueError, match=r"samples.pt: expected a complete torch.save file of tensors"):
+        test_split()[0]
+    torch.save({"points_sampled": torch.zeros(5, 2), "normals_sampled": torch.zeros(5, 3)}, d / "samples.pt")
+    with pytest.raises(ValueError, match=r"samples.pt: 'points_sampled' must have shape Nx3, found \(5, 2\)"):
+        test_split()[0]
+    (d / "samples.pt").write_bytes(samples)
+    truncate(d / "metadata.pt", 0.5)
+    with pytest.raises(ValueError, match=r"metadata.pt: expected a complete torch.save file"):
+        test_split()[0]
