@@ -1,5 +1,6 @@
 """LightningModule of RRR-Net (Sun et al., IJCNN 2023): methods [A]-[D] by config, per-branch AdamW under manual
-optimisation, stem BatchNorm warm-up, EMA over the last epochs, per-branch and ensemble accuracy."""
+optimisation, stem BatchNorm warm-up, raw final weights evaluated (the authors' protocol) or the zoo's optional EMA,
+per-branch and ensemble accuracy."""
 from __future__ import annotations
 
 from typing import Literal
@@ -18,7 +19,11 @@ NET_ARGS = ("num_classes", "layers", "planes", "stem", "stem_width", "source", "
 
 class RRRNetModule(ClassifierModule):
     """[A] ``nb_blocks=None, trainable="head"``; [B] ``nb_blocks=None, trainable="all"``; [C] ``nb_blocks=[1,1,1,1],
-    num_branches=1``; [D] ``num_branches=8``. Every method: AdamW per branch, plain CE, EMA weights evaluated and saved."""
+    num_branches=1``; [D] ``num_branches=8``. Every method: AdamW per branch, plain CE, raw final weights evaluated.
+
+    ``use_ema=False`` is the authors' protocol: their ``run.py`` builds an EMA but ``test()`` receives ``None``, so
+    the paper's numbers come from the raw final weights. ``use_ema=True`` is the zoo's own option: an EMA over the
+    last ``ema_epochs`` epochs is validated, tested and saved."""
 
     def __init__(
         self,
@@ -37,6 +42,7 @@ class RRRNetModule(ClassifierModule):
         slice_mode: str = "per_tensor",
         trainable: Literal["all", "head"] = "all",
         warm_stem_epochs: int = 10,
+        use_ema: bool = False,
         ema_epochs: int = 60,
         ema_decay: float | None = None,
         ema_use_num_updates: bool = True,
@@ -59,7 +65,7 @@ class RRRNetModule(ClassifierModule):
             net.requires_grad_(False)
             net.fc.requires_grad_(True)
         self.num_branches = len(net.branches) if self.is_ensemble else 1
-        self.warm_stem_epochs, self.ema_epochs = warm_stem_epochs, ema_epochs
+        self.warm_stem_epochs, self.use_ema, self.ema_epochs = warm_stem_epochs, use_ema, ema_epochs
         self.ema_decay = ema_decay if ema_decay is not None else max(ema_epochs - 1, 0) / max(ema_epochs, 1)
         self.ema_use_num_updates = ema_use_num_updates
         self.register_buffer("stem_warmed", torch.zeros((), dtype=torch.bool))
@@ -111,9 +117,9 @@ class RRRNetModule(ClassifierModule):
         if self.is_ensemble and self.warm_stem_epochs > 0 and not bool(self.stem_warmed):
             self.warm_stem(self.trainer.train_dataloader, self.warm_stem_epochs)
 
-    # ---- EMA over the last ``ema_epochs`` epochs, updated after every step ---------------------
+    # ---- optional EMA (the zoo's own) over the last ``ema_epochs`` epochs, updated every step ---
     def _ema_active(self) -> bool:
-        if self.ema_epochs <= 0 or self._trainer is None:
+        if not self.use_ema or self.ema_epochs <= 0 or self._trainer is None:
             return False
         return self.current_epoch >= max(0, self._max_epochs() - self.ema_epochs)
 
@@ -134,7 +140,7 @@ class RRRNetModule(ClassifierModule):
             ema.restore()
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        """Saved weights are the EMA ones; the source file is not needed to rebuild (weights are in the file)."""
+        """With ``use_ema`` the saved weights are the EMA ones; the source file is not needed to rebuild (weights are in the file)."""
         super().on_save_checkpoint(checkpoint)
         if self._emas:
             names = {id(p): n for n, p in self.named_parameters()}

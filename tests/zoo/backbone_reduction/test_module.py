@@ -1,4 +1,5 @@
-"""RRRNetModule: methods by config, stem BN warm-up, per-branch logs, EMA saved, checkpoint round-trips."""
+"""RRRNetModule: methods by config, stem BN warm-up, per-branch logs, raw final weights by default (EMA as an
+option), checkpoint round-trips."""
 from __future__ import annotations
 
 import csv
@@ -40,7 +41,7 @@ def stem_bn_stats(module: RRRNetModule) -> torch.Tensor:
 @pytest.mark.timeout(300)
 def test_split_module_trains_logs_branches_and_round_trips(tmp_path):
     torch.manual_seed(0)
-    module = RRRNetModule(**TINY, num_branches=2, warm_stem_epochs=1, ema_epochs=1)
+    module = RRRNetModule(**TINY, num_branches=2, warm_stem_epochs=1, use_ema=True, ema_epochs=1)
     assert module.automatic_optimization is False
     stem_before = {k: v.clone() for k, v in module.net.stem.state_dict().items() if "running" not in k and "num_batches" not in k}
     bn_before = stem_bn_stats(module)
@@ -111,6 +112,42 @@ def test_one_loader_per_branch_gives_each_branch_its_own_pass(tmp_path):
     with pytest.raises(ValueError, match="3 train loaders for 2 branch"):
         pl.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
                    enable_progress_bar=False, enable_model_summary=False).fit(RRRNetModule(**args), bad)
+
+
+class _LastStepWeights(pl.Callback):
+    """Copies the trainable weights after every optimizer step: the last copy is the raw final weights."""
+
+    def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+        self.weights = {n: p.detach().clone() for n, p in module.named_parameters() if p.requires_grad}
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("use_ema", [False, True])
+def test_default_tests_and_saves_the_raw_final_weights_as_the_authors_do(tmp_path, use_ema):
+    # the authors' run.py: build_ema_list() returns None except at epoch epochs - ema_epochs, so test() gets no EMA
+    pl.seed_everything(0)
+    module = RRRNetModule(**TINY, num_branches=2, warm_stem_epochs=0, ema_epochs=2, **({"use_ema": True} if use_ema else {}))
+    assert module.hparams.use_ema is use_ema
+    dm = DigitsDataModule(batch_size=64, image_size=16, channels=3, seed=0)
+    spy = _LastStepWeights()
+    trainer = pl.Trainer(max_epochs=2, accelerator="cpu", logger=False, enable_progress_bar=False,
+                         enable_model_summary=False, limit_train_batches=4, callbacks=[spy],
+                         enable_checkpointing=False)
+    trainer.fit(module, dm)
+    final = dict(module.named_parameters())
+    same = all(torch.equal(final[n], w) for n, w in spy.weights.items())
+    assert same is not use_ema  # raw weights by default; the zoo's EMA option replaces them
+    if use_ema:
+        return
+    trainer.test(module, dm, verbose=False)
+    dm.setup("test")
+    module.eval()
+    hits = seen = 0
+    with torch.no_grad():
+        for x, y in dm.test_dataloader():
+            probs = torch.stack([br(module.net.forward_features(x)).softmax(-1) for br in module.net.branches]).mean(0)
+            hits, seen = hits + int((probs.argmax(-1) == y).sum()), seen + len(y)
+    assert trainer.callback_metrics["test/acc"].item() == pytest.approx(hits / seen, abs=1e-6)
 
 
 def test_ema_matches_torch_ema_formula_by_hand():
