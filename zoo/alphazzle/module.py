@@ -38,7 +38,8 @@ class AlphazzleModule(pl.LightningModule):
                  head_width: int | None = None, head_depth: int | None = None, share_trunk: bool = False,
                  lr: float = 1e-3, v_target: str = "binary", stage: str = "pretrain", num_simulations: int = 1000,
                  c_puct: float = 1.0, unvisited_bonus: float = 1000.0, leaf_batch: int = 16, use_q: bool = False,
-                 test_solver: str = "mcts", num_orders: int = 1, num_helpers: int = 0, finetune_lr: float = 1e-4, finetune_value: bool = False,
+                 test_solver: str = "mcts", num_orders: int = 1, num_helpers: int = 0, finetune_lr: float = 1e-4, finetune_value: bool = True,
+                 finetune_batch_size: int = 32,
                  init_weights: str | None = None, log_puzzles: int = 4) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -46,6 +47,8 @@ class AlphazzleModule(pl.LightningModule):
             raise ValueError(f"stage must be 'pretrain' or 'finetune', got {stage!r}")
         if test_solver not in SOLVERS:
             raise ValueError(f"test_solver must be one of {SOLVERS}, got {test_solver!r}")
+        if finetune_batch_size < 0:
+            raise ValueError(f"finetune_batch_size must be >= 0 (0: one update on all states), got {finetune_batch_size}")
         if v_target not in ("binary", "frac_correct"):
             raise ValueError(f"v_target must be 'binary' or 'frac_correct', got {v_target!r}")
         self.automatic_optimization = False
@@ -115,8 +118,9 @@ class AlphazzleModule(pl.LightningModule):
         return p_loss + v_loss
 
     def _finetune_step(self, images, orders, opt_p, opt_v) -> torch.Tensor:
-        """Spec 6.2: MCTS plays the puzzles; every visited state gets the ground-truth position as P target and a
-        Bernoulli V target with p = (0.5 + 0.5 t / (n - 1)) x [no mistake yet]; then one P (and V) update."""
+        """Spec 6.2 / ``reassembly.py``: MCTS plays the puzzles; every visited state gets the ground-truth position as
+        P target and a Bernoulli V target with p = (0.5 + 0.5 t / (n - 1)) x [no mistake yet] (t counts helpers
+        too); then one epoch over those states in minibatches of ``finetune_batch_size`` (0: one update)."""
         self.net.eval()
         canv, frags, pos, vt = [], [], [], []
         n = self.hparams.grid ** 2
@@ -131,20 +135,29 @@ class AlphazzleModule(pl.LightningModule):
                 nxt = puzzle.next_fragment(st)
                 frags.append(puzzle.fragments[nxt])
                 pos.append(nxt)
-                prob = (0.5 + 0.5 * t / max(n - 1, 1)) * float(puzzle.all_correct_so_far(st))
+                step = self.hparams.num_helpers + t  # the code's episodeStep - 1
+                prob = (0.5 + 0.5 * step / max(n - 1, 1)) * float(puzzle.all_correct_so_far(st))
                 vt.append(float(torch.rand(()) < prob))
         self.net.train()
         canvas, fragment = torch.stack(canv), torch.stack(frags)
-        target = torch.tensor(pos, device=self.device)
-        p_loss, p_acc = self._p_loss(canvas, fragment, target)
-        self._step(opt_p, p_loss)
-        logs = {"train/p_loss": p_loss, "train/p_acc": p_acc}
+        target, v_target = torch.tensor(pos, device=self.device), torch.tensor(vt, device=self.device)
+        size = self.hparams.finetune_batch_size or len(pos)
+        # poutyne's fit(..., epochs=1): P then V, each one shuffled pass in minibatches (the code's defaults)
+        p_losses, p_accs, v_losses = [], [], []
+        for idx in torch.randperm(len(pos)).split(size):
+            p_loss, p_acc = self._p_loss(canvas[idx], fragment[idx], target[idx])
+            self._step(opt_p, p_loss)
+            p_losses.append(p_loss.detach()), p_accs.append(p_acc)
         if self.hparams.finetune_value:
-            v_loss, _ = self._v_loss(canvas, torch.tensor(vt, device=self.device))
-            self._step(opt_v, v_loss)
-            logs["train/v_loss"] = v_loss
+            for idx in torch.randperm(len(pos)).split(size):
+                v_loss, _ = self._v_loss(canvas[idx], v_target[idx])
+                self._step(opt_v, v_loss)
+                v_losses.append(v_loss.detach())
+        logs = {"train/p_loss": torch.stack(p_losses).mean(), "train/p_acc": torch.stack(p_accs).mean()}
+        if v_losses:
+            logs["train/v_loss"] = torch.stack(v_losses).mean()
         self.log_dict(logs, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(pos))
-        return p_loss
+        return logs["train/p_loss"]
 
     # --- evaluation --------------------------------------------------------------------------------------
     def _mcts(self, puzzle: Puzzle):

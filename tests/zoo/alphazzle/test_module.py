@@ -1,4 +1,5 @@
 """AlphazzleModule: on-the-fly samples, two-optimizer pre-training, fine-tuning stage, zoo fit checkpoints, media."""
+import math
 import os
 import subprocess
 import sys
@@ -13,7 +14,7 @@ import zoo
 from datamodules.puzzles import DigitsPuzzleDataModule
 from zoo.alphazzle.module import AlphazzleModule
 from zoo.alphazzle.nets import AlphazzleNet
-from zoo.alphazzle.sampling import policy_batch, value_batch
+from zoo.alphazzle.sampling import policy_batch, value_batch, value_states
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -56,12 +57,35 @@ def test_value_samples_are_balanced_and_labels_match_the_canvas():
     canvas, target = value_batch(coded_images(64), 3, 6, 2)
     for i in range(64):
         state = cells(canvas[i])
-        assert bool(target[i]) == all(f in (-1, p) for p, f in enumerate(state))
+        assert target[i] == (i % 2 == 0)  # the official label: even samples correct, odd ones permuted
         if i % 2 == 0:
-            assert target[i] == 1
-    assert 0.4 < target.mean() < 0.8
+            assert all(f in (-1, p) for p, f in enumerate(state))
+        placed = [f for f in state if f >= 0]
+        assert len(set(placed)) == len(placed)  # a permutation: no fragment twice
     _, frac = value_batch(coded_images(64), 3, 6, 2, v_target="frac_correct")
     assert ((frac >= 0) & (frac <= 1)).all() and ((frac > 0) & (frac < 1)).any()
+
+
+def test_value_negatives_follow_the_official_generator_statistics():
+    """prepare_data_v: k ~ U{0..9}; a negative puts fragment order[mix[i]] at cell order[i], mix a non-identity
+    permutation of all 9. Among the first k cells exactly one is wrong for k (9 - k) (9 - k)! of the 9! - 1 mixes
+    (one cell j < k moves to a fragment >= k), and none is wrong for (9 - k)! - 1 of them."""
+    n, a = 12_800, 9
+    state, label = value_states(n, 3, generator=torch.Generator().manual_seed(0))
+    assert label.sum() == n / 2 and (label[::2] == 1).all()  # half the samples negatives, alternating
+    wrong = ((state >= 0) & (state != torch.arange(a))).sum(1)
+    placed = (state >= 0).sum(1)
+    assert (wrong[::2] == 0).all()
+    neg_wrong, neg_placed = wrong[1::2], placed[1::2]
+    mixes = math.factorial(a) - 1
+    p_one = sum(k * (a - k) * math.factorial(a - k) for k in range(a + 1)) / (a + 1) / mixes
+    p_none = sum(math.factorial(a - k) - 1 for k in range(a + 1)) / (a + 1) / mixes
+    p_single = (a - 1) * math.factorial(a - 1) / (a + 1) / mixes  # k = 1 and that one fragment is wrong
+    for observed, p in (((neg_wrong == 1).sum(), p_one), ((neg_wrong == 0).sum(), p_none),
+                        (((neg_placed == 1) & (neg_wrong == 1)).sum(), p_single)):
+        expected, sd = n / 2 * p, math.sqrt(n / 2 * p * (1 - p))
+        assert abs(int(observed) - expected) < 4 * sd, (int(observed), expected)
+    assert set(placed.tolist()) == set(range(a + 1))  # k ~ U{0..9}
 
 
 def test_pretraining_lowers_both_losses_with_two_optimizers():
@@ -97,6 +121,26 @@ def test_finetune_stage_runs_mcts_and_updates_p():
     trainer.fit(module, DigitsPuzzleDataModule(batch_size=2))
     assert any(not torch.equal(a, b) for a, b in zip(before, module.net.policy.parameters()))
     assert trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(1e-4)
+
+
+def test_finetune_defaults_follow_reassembly_py():
+    """reassembly.py: Adam lr 1e-4 for P and V, learnV defaults to learn, 1000 simulations, c_puct 1, then
+    ``fit(..., epochs=1)`` (poutyne batch size 32) over every visited state: ceil(states / 32) steps per network."""
+    import inspect
+
+    defaults = {k: v.default for k, v in inspect.signature(AlphazzleModule.__init__).parameters.items()}
+    assert (defaults["finetune_lr"], defaults["finetune_value"], defaults["finetune_batch_size"]) == (1e-4, True, 32)
+    assert (defaults["num_simulations"], defaults["c_puct"]) == (1000, 1.0)
+    pl.seed_everything(0)
+    module = AlphazzleModule(grid=3, frag=6, gap=2, encoder="small", stage="finetune", num_simulations=3)
+    trainer = pl.Trainer(max_epochs=1, limit_train_batches=1, logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, limit_val_batches=0, num_sanity_val_steps=0,
+                         enable_model_summary=False)
+    trainer.fit(module, DigitsPuzzleDataModule(batch_size=8))
+    states = 8 * 9  # one state per placed fragment of each 3x3 puzzle
+    for opt in trainer.optimizers:
+        steps = {int(st["step"]) for st in opt.state.values()}
+        assert steps == {math.ceil(states / 32)}
 
 
 def test_init_weights_from_a_zoo_weights_file(tmp_path):
