@@ -32,8 +32,52 @@ def default_loggers(root: str | os.PathLike, name: str) -> list[Logger]:
     ]
 
 
+def _is_config_class(class_type: type, section: dict) -> bool:
+    """Whether ``class_type`` is the class named by a config section's ``class_path`` (not one nested in it)."""
+    import importlib
+
+    path = section.get("class_path") if isinstance(section, dict) else None
+    if not isinstance(path, str) or "." not in path:
+        return True
+    module, _, name = path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name) is class_type
+    except (ImportError, AttributeError):
+        return True
+
+
+class _OwnHparamsInstantiator:
+    """Lightning's instantiator hands every module built under ``model``/``data`` that section's config as its
+    hyperparameters, so a datamodule nested in another (``SearchSplitDataModule(datamodule=...)``) took the outer
+    one's keys as its own (``hparams.val_size`` missing). A nested module saves its own arguments instead."""
+
+    def __init__(self, cli: LightningCLI, key: str) -> None:
+        from lightning.pytorch.cli import _InstantiatorFn
+
+        self.cli, self.key, self.lightning = cli, key, _InstantiatorFn(cli=cli, key=key)
+
+    def __call__(self, class_type: type, *args: Any, applied_instantiation_links: dict, **kwargs: Any) -> Any:
+        from lightning.pytorch.core.mixins.hparams_mixin import _given_hyperparameters
+
+        self.cli._dump_config()
+        if _is_config_class(class_type, self.cli.config_dump.get(self.key, {})):
+            return self.lightning(class_type, *args, applied_instantiation_links=applied_instantiation_links, **kwargs)
+        token = _given_hyperparameters.set(None)  # save_hyperparameters() reads the constructor's own frame
+        try:
+            return class_type(*args, **kwargs)
+        finally:
+            _given_hyperparameters.reset(token)
+
+
 class ZooCLI(LightningCLI):
     """LightningCLI with the zoo's defaults (see module docstring)."""
+
+    def _add_instantiators(self) -> None:
+        from lightning.pytorch.cli import _get_module_type
+
+        for key, cls, sub in (("model", self._model_class, self.subclass_mode_model),
+                              ("data", self._datamodule_class, self.subclass_mode_data)):
+            self.parser.add_instantiator(_OwnHparamsInstantiator(self, key), _get_module_type(cls), subclasses=sub)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         from callbacks.checkpoint import ResumableCheckpoint

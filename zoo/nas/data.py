@@ -24,14 +24,19 @@ def search_split(n: int, fraction: float = 0.5, seed: int = 2) -> tuple[list[int
 class SearchSplitDataModule(pl.LightningDataModule):
     """Wrap any DataModule: its training set is split into w/alpha halves; val and test loaders are its own.
 
-    The wrapped module's accelerator-side ``augmentation()`` (if any, and ``augment`` on) is applied to both halves.
+    Every batch (each half, and its val/test batches) goes through the wrapped module's own
+    ``on_after_batch_transfer``, so its switches (``augment: false``) and eval-time transforms hold as without the
+    wrapper. Only constructor attributes of the wrapped module are read, never its ``hparams``.
     """
 
     def __init__(self, datamodule: pl.LightningDataModule, fraction: float = 0.5, seed: int = 2,
                  batch_size: int | None = None) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["datamodule"])
+        if not isinstance(datamodule, pl.LightningDataModule):
+            raise ValueError(f"SearchSplitDataModule wraps a LightningDataModule, got {type(datamodule).__name__}")
         self.base = datamodule
+        self.fraction, self.seed, self._batch_size_arg = fraction, seed, batch_size
         self.halves: tuple[Dataset, Dataset] | None = None
 
     @property
@@ -45,16 +50,18 @@ class SearchSplitDataModule(pl.LightningDataModule):
         self.base.setup("fit")
         if self.halves is None:
             train = self.base.train_dataloader().dataset
-            w_idx, a_idx = search_split(len(train), self.hparams.fraction, self.hparams.seed)
+            w_idx, a_idx = search_split(len(train), self.fraction, self.seed)
             self.halves = (Subset(train, w_idx), Subset(train, a_idx))
 
-    def _batch_size(self) -> int:
-        return self.hparams.batch_size or getattr(self.base, "batch_size", 64)
+    @property
+    def batch_size(self) -> int:
+        """Per-half batch size: the wrapper's ``batch_size`` if given, else the wrapped module's."""
+        return self._batch_size_arg or getattr(self.base, "batch_size", 64)
 
     def train_dataloader(self) -> CombinedLoader:
         self.setup()
         nw = getattr(self.base, "num_workers", 0)
-        loaders = {name: DataLoader(ds, batch_size=self._batch_size(), shuffle=True, num_workers=nw, drop_last=True,
+        loaders = {name: DataLoader(ds, batch_size=self.batch_size, shuffle=True, num_workers=nw, drop_last=True,
                                     persistent_workers=nw > 0)
                    for name, ds in zip(("train", "val"), self.halves)}
         return CombinedLoader(loaders, mode="max_size_cycle")
@@ -65,16 +72,18 @@ class SearchSplitDataModule(pl.LightningDataModule):
     def test_dataloader(self):
         return self.base.test_dataloader()
 
-    def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        trainer = getattr(self, "trainer", None)
-        aug = getattr(self.base, "augmentation", None)
-        if not (trainer is not None and trainer.training and aug is not None and getattr(self.base.hparams, "augment", True)):
+    def _base_transfer(self, batch, dataloader_idx: int):
+        """The wrapped module's hook, seeing the same trainer state (training / testing) as this one."""
+        if type(self.base).on_after_batch_transfer is pl.LightningDataModule.on_after_batch_transfer:
             return batch
+        self.base.trainer = getattr(self, "trainer", None)
+        return self.base.on_after_batch_transfer(batch, dataloader_idx)
+
+    def on_after_batch_transfer(self, batch, dataloader_idx: int):
         inner = batch[0] if isinstance(batch, (list, tuple)) and batch and isinstance(batch[0], dict) else batch
         if isinstance(inner, dict):
-            inner = {k: (aug().to(v[0].device)(v[0]), v[1]) for k, v in inner.items()}
-            return inner
-        return batch
+            return {k: self._base_transfer(v, dataloader_idx) for k, v in inner.items()}
+        return self._base_transfer(batch, dataloader_idx)
 
 
 def corrupt_digits(x: torch.Tensor, noise_std: float = 0.5, drop_fraction: float = 0.25, seed: int = 99) -> torch.Tensor:

@@ -128,3 +128,94 @@ def test_search_split_over_cifar_files_augments_both_halves_and_trains(tmp_path)
                          enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
     trainer.fit(m, dm)
     assert torch.isfinite(trainer.callback_metrics["train/loss"])
+
+
+def _wrappable(tmp_path, name: str, augment: bool):
+    """Each datamodule with an ``augment`` switch that a search config may wrap, on a tiny copy of its real format."""
+    if name == "cifar10":
+        from datamodules.cifar import CIFAR10DataModule
+        from tests.datamodules.test_cifar import make_cifar10
+
+        root = tmp_path / "c10"
+        folder = root / "cifar-10-batches-py" if root.exists() else make_cifar10(root)
+        return CIFAR10DataModule(str(folder), batch_size=4, num_workers=0, val_size=0, augment=augment)
+    if name == "cifar100":
+        from datamodules.cifar import CIFAR100DataModule
+        from tests.datamodules.test_cifar import make_cifar100
+
+        root = tmp_path / "c100"
+        folder = root / "cifar-100-python" if root.exists() else make_cifar100(root)
+        return CIFAR100DataModule(str(folder), batch_size=4, num_workers=0, val_size=0, augment=augment)
+    if name == "svhn":
+        from datamodules.svhn import SVHNDataModule
+        from tests.datamodules.test_svhn import _write
+
+        if not (tmp_path / "train_32x32.mat").exists():
+            _write(tmp_path / "train_32x32.mat", 16, 0), _write(tmp_path / "test_32x32.mat", 6, 1)
+        return SVHNDataModule(str(tmp_path), batch_size=4, num_workers=0, val_size=0, augment=augment)
+    if name == "tiny_imagenet":
+        from datamodules.tiny_imagenet import TinyImageNetDataModule
+        from tests.datamodules.test_tiny_imagenet import _make
+
+        root = tmp_path / "tin" if (tmp_path / "tin").exists() else _make(tmp_path / "tin", per_class=4)
+        return TinyImageNetDataModule(str(root), batch_size=4, num_workers=0, val_size=0, augment=augment)
+    if name == "fer2013":
+        from datamodules.fer import FER2013DataModule
+        from tests.datamodules.test_fer import write_fer_csv
+
+        if not (tmp_path / "fer2013.csv").exists():
+            write_fer_csv(tmp_path / "fer2013.csv", n_per_usage=8)
+        return FER2013DataModule(str(tmp_path), batch_size=4, num_workers=0, crop_size=48, augment=augment)  # no eval crop
+    raise KeyError(name)
+
+
+@pytest.mark.parametrize("name", ["cifar10", "cifar100", "svhn", "tiny_imagenet", "fer2013"])
+def test_search_split_honours_the_wrapped_augment_switch(tmp_path, name):
+    from types import SimpleNamespace
+
+    changed = {}
+    for augment in (False, True):
+        dm = SearchSplitDataModule(_wrappable(tmp_path, name, augment), seed=0)
+        dm.setup()
+        torch.manual_seed(0)
+        batch = next(iter(dm.train_dataloader()))
+        batch = batch[0] if isinstance(batch, tuple) else batch
+        before = {k: v[0].clone() for k, v in batch.items()}
+        dm.trainer = SimpleNamespace(training=True, testing=False)
+        torch.manual_seed(1)
+        out = dm.on_after_batch_transfer(batch, 0)
+        assert set(out) == {"train", "val"}
+        changed[augment] = [not torch.equal(out[k][0], before[k]) for k in ("train", "val")]
+    assert changed[False] == [False, False], f"{name}: augment=false still changed the batch"
+    assert changed[True] == [True, True], f"{name}: augment=true left a half unchanged"  # the check can fail
+
+
+def test_search_split_under_the_cli_reads_the_wrapped_modules_own_arguments(tmp_path):
+    """Through the CLI the nested datamodule saves its own arguments (val_size, augment), not the wrapper's."""
+    from types import SimpleNamespace
+
+    from lightning.pytorch import LightningDataModule, LightningModule
+
+    from tests.conftest import ROOT
+    from tests.datamodules.test_cifar import make_cifar10
+    from zoo.cli import ZooCLI
+
+    folder = make_cifar10(tmp_path)
+    nested = "--data.init_args.datamodule.init_args."
+    cli = ZooCLI(LightningModule, LightningDataModule, subclass_mode_model=True, subclass_mode_data=True, run=False,
+                 args=["--config", str(ROOT / "configs/darts/paper.yaml"), "--trainer.accelerator", "cpu",
+                       "--trainer.logger", "false", "--trainer.default_root_dir", str(tmp_path),
+                       f"{nested}data_dir", str(folder), f"{nested}batch_size", "2", f"{nested}num_workers", "0",
+                       f"{nested}augment", "false", "--model.init_args.C", "4", "--model.init_args.layers", "3"])
+    dm = cli.datamodule
+    assert isinstance(dm, SearchSplitDataModule)
+    assert dm.base.hparams.val_size == 0 and dm.base.hparams.augment is False and "fraction" not in dm.base.hparams
+    assert dm.hparams.fraction == 0.5 and dm.hparams.seed == 2
+    dm.setup("fit")  # read hp.val_size here before the fix
+    assert [len(h) for h in dm.halves] == [15, 15]
+    batch = next(iter(dm.train_dataloader()))
+    batch = batch[0] if isinstance(batch, tuple) else batch
+    before = {k: v[0].clone() for k, v in batch.items()}
+    dm.trainer = SimpleNamespace(training=True, testing=False)
+    out = dm.on_after_batch_transfer(batch, 0)
+    assert all(torch.equal(out[k][0], before[k]) for k in before)
