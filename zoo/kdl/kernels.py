@@ -147,8 +147,9 @@ class KernelLinear(nn.Linear):
 class KernelConv2d(nn.Conv2d):
     """Kernel convolution (kervolution, used per layer type in Mahmoudi et al. 2023): y[o] = k(patch, W_o) + b_o.
 
-    Same weight/bias as ``nn.Conv2d``; ||patch||^2 comes from a convolution of x^2 with an all-ones
-    filter, so no feature map is unfolded. ``kernel="linear"`` is exactly ``nn.Conv2d``.
+    Same weight/bias as ``nn.Conv2d``; ``kernel="linear"`` is exactly ``nn.Conv2d``. No feature map is
+    unfolded: the kernel's scalars are folded into one convolution (see :meth:`forward`) and ||patch||^2 is
+    a channel sum of x^2 followed by a one-channel box filter.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
@@ -164,23 +165,54 @@ class KernelConv2d(nn.Conv2d):
         fan_in = (in_channels // groups) * self.kernel_size[0] * self.kernel_size[1]
         gamma = 1.0 / fan_in if gamma_init is None else gamma_init  # gamma = 1/(C k^2), spec section 8
         self.kfn = KernelFunction(kernel, out_channels, degree, c_init, gamma, sigma_init, learnable, per_unit)
-        ones = torch.ones(groups, in_channels // groups, *self.kernel_size)
-        self.register_buffer("ones_filter", ones, persistent=False)
+        self.register_buffer("box_filter", torch.ones(groups, 1, *self.kernel_size), persistent=False)
+
+    def _unit(self, name: str) -> torch.Tensor:
+        """A kernel scalar as an (out_channels,) vector (shared ones expanded), for folding into conv weights."""
+        return self.kfn._param(name, 1, 0).expand(self.out_channels)
+
+    def patch_sq_norm(self, x32: torch.Tensor) -> torch.Tensor:
+        """||patch||^2 at every output position, (N, groups, H', W'): channel sum of x^2, then a box filter."""
+        n, _, h, w = x32.shape
+        sq = x32 * x32
+        sq = sq.sum(1, keepdim=True) if self.groups == 1 else sq.view(n, self.groups, -1, h, w).sum(2)
+        padding = self.padding
+        if self.padding_mode != "zeros":  # pad the channel sum as _conv_forward pads x (same values, squared)
+            sq, padding = F.pad(sq, self._reversed_padding_repeated_twice, mode=self.padding_mode), (0, 0)
+        kh, kw = self.kernel_size
+        if (self.dilation == (1, 1) and not isinstance(padding, str)
+                and 2 * padding[0] <= kh and 2 * padding[1] <= kw):  # avg_pool's limits; faster than a 1-channel conv
+            return F.avg_pool2d(sq, self.kernel_size, self.stride, padding, count_include_pad=True) * (kh * kw)
+        return F.conv2d(sq, self.box_filter.float(), None, self.stride, padding, self.dilation, self.groups)
+
+    def _per_channel(self, s: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+        """``scale[o] * s[group of o]`` broadcastable against (N, out_channels, H', W'), without a full copy
+        when both the scale and the group are shared."""
+        if self.groups == 1 and not self.kfn.per_unit:
+            return s * scale[0]
+        s = s.repeat_interleave(self.out_channels // self.groups, dim=1) if self.groups > 1 else s
+        return s * scale.view(1, -1, 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.kfn.kind == "linear":
+        kind = self.kfn.kind
+        if kind == "linear":
             return self._conv_forward(x, self.weight, self.bias)
         with _fp32_off_autocast(x.device.type):
             x32, w32 = x.float(), self.weight.float()
             b32 = None if self.bias is None else self.bias.float()
-            lin = self._conv_forward(x32, w32, b32 if self.bias_inside else None)
-            x_sq = w_sq = None
-            if self.kfn.needs_norms:
-                x_sq = self._conv_forward(x32 * x32, self.ones_filter.float(), None)  # (N, groups, H, W)
-                if self.groups > 1:
-                    x_sq = x_sq.repeat_interleave(self.out_channels // self.groups, dim=1)
-                w_sq = w32.pow(2).flatten(1).sum(1).view(1, -1, 1, 1)
-            y = self.kfn(lin, x_sq, w_sq, unit_dim=1)
+            inner = b32 if self.bias_inside else None
+            if kind in ("poly", "sigmoid"):  # k(x.w + c): c folded into the convolution's bias
+                c = self._unit("c")
+                z = self._conv_forward(x32, w32, c if inner is None else c + inner)
+                y = torch.tanh(z) if kind == "sigmoid" else (z * z if self.kfn.degree == 2 else z.pow(self.kfn.degree))
+            else:  # distance kernels: -||x - w||^2 * a = a (2 x.w - ||w||^2) - a ||x||^2, one conv + one subtraction
+                w_sq = w32.pow(2).flatten(1).sum(1)
+                a = self._unit("log_gamma").exp() if kind == "gauss" else self._unit("log_sigma").exp().pow(-2)
+                z = self._conv_forward(x32, w32 * (2 * a).view(-1, 1, 1, 1), -a * w_sq)
+                z = z - self._per_channel(self.patch_sq_norm(x32), a)  # = -a ||x - w||^2 up to rounding
+                # Gaussian: no clamp at distance 0 (its backward costed as much as the rest of the kernel op); a
+                # rounding-negative distance gives exp(+1e-6) = 1 + 1e-6. Cauchy keeps it: 1 / (1 - z) has a pole.
+                y = torch.exp(z) if kind == "gauss" else 1.0 / (1.0 - z.clamp_max(0.0))
             if b32 is not None and not self.bias_inside:
                 y = y + b32.view(1, -1, 1, 1)
             return y

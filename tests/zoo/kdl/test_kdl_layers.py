@@ -145,3 +145,57 @@ def test_bad_kernel_arguments() -> None:
         KernelLinear(3, 2, kernel="poly", degree=0)
     with pytest.raises(ValueError, match="gamma_init"):
         KernelLinear(3, 2, kernel="gauss", gamma_init=-1.0)
+
+
+def _unfold_kernel_conv(layer: KernelConv2d, x: torch.Tensor) -> torch.Tensor:
+    """The layer's output from its definition, in float64: unfold patches (after the layer's own padding mode),
+    evaluate k(patch, w_o) per output unit with the layer's (possibly per-unit) parameters, add the bias."""
+    x = x.double()
+    pad = 0 if layer.padding_mode == "zeros" else layer.padding
+    if layer.padding_mode != "zeros":
+        x = F.pad(x, layer._reversed_padding_repeated_twice, mode=layer.padding_mode)
+    out_h = (x.shape[2] + 2 * (layer.padding[0] if pad == 0 and layer.padding_mode == "zeros" else 0)
+             - layer.dilation[0] * (layer.kernel_size[0] - 1) - 1) // layer.stride[0] + 1
+    patches = F.unfold(x, layer.kernel_size, dilation=layer.dilation,
+                       padding=layer.padding if layer.padding_mode == "zeros" else 0, stride=layer.stride)
+    rows = patches.permute(0, 2, 1)  # (N, L, C k k)
+    w = layer.weight.double().flatten(1)  # (O, C k k)
+    kfn = layer.kfn
+    dot = rows @ w.T
+    dist = (rows.pow(2).sum(-1, keepdim=True) + w.pow(2).sum(-1) - 2 * dot)
+    if kfn.kind == "poly":
+        y = (dot + kfn.c.double()) ** kfn.degree
+    elif kfn.kind == "gauss":
+        y = torch.exp(-kfn.log_gamma.double().exp() * dist)
+    else:
+        y = 1 / (1 + dist / kfn.log_sigma.double().exp() ** 2)
+    if layer.bias is not None:
+        y = y + layer.bias.double()
+    return y.permute(0, 2, 1).reshape(x.shape[0], -1, out_h, patches.shape[-1] // out_h)
+
+
+@pytest.mark.parametrize("kind", ["poly", "gauss", "cauchy"])
+@pytest.mark.parametrize("options", [dict(dilation=2, padding=2), dict(padding=1, padding_mode="reflect"),
+                                     dict(padding=1, per_unit=True, degree=3), dict(padding=2, stride=2)])
+def test_folded_conv_kernels_match_definition_values_and_gradients(kind: str, options: dict) -> None:
+    """The folded computation (scalars inside the conv, ||patch||^2 by channel sum + box filter) equals the
+    unfold definition, forward and backward, with dilation, reflect padding and per-unit parameters."""
+    torch.manual_seed(7)
+    layer = KernelConv2d(5, 6, 3, kernel=kind, c_init=0.4, gamma_init=0.15, sigma_init=1.7, **options)
+    if layer.kfn.per_unit:
+        with torch.no_grad():
+            for p in layer.kfn.parameters():
+                p.add_(torch.linspace(-0.2, 0.2, p.numel()))
+    ref_layer = KernelConv2d(5, 6, 3, kernel=kind, c_init=0.4, gamma_init=0.15, sigma_init=1.7, **options).double()
+    ref_layer.load_state_dict(layer.state_dict())
+    x = (torch.randn(2, 5, 9, 10) * 0.6).requires_grad_(True)
+    xd = x.detach().double().requires_grad_(True)
+    out, ref = layer(x), _unfold_kernel_conv(ref_layer, xd)
+    assert out.shape == ref.shape
+    assert torch.allclose(out.double(), ref, atol=1e-5, rtol=1e-5)
+    g = torch.randn_like(ref)
+    out.backward(g.float())
+    ref.backward(g)
+    assert torch.allclose(x.grad.double(), xd.grad, atol=1e-4, rtol=1e-4)
+    for (name, p), p_ref in zip(layer.named_parameters(), ref_layer.parameters()):
+        assert torch.allclose(p.grad.double(), p_ref.grad, atol=1e-4, rtol=1e-4), name
