@@ -4,22 +4,29 @@ Public API: :func:`list_models`, :func:`create_model`, :func:`load`.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from torch import nn
+from zoo.registry import Weights, get_entry, install_input_check, list_models, register_model, unified_metrics
 
-from zoo.registry import Weights, get_entry, list_models, register_model
+if TYPE_CHECKING:  # torch loads with the first model built, so `zoo --help` / `zoo list` stay fast
+    from torch import nn
 
 __all__ = ["list_models", "create_model", "load", "register_model", "Weights", "get_entry"]
 __version__ = "0.1.0"
 
 
-def create_model(name: str, pretrained: bool = False, **kwargs: Any) -> nn.Module:
-    """Build registered model ``name``; ``pretrained=True`` loads its registered weights (sha256-checked)."""
+def create_model(name: str, pretrained: bool = False, *, check_inputs: bool = True, **kwargs: Any) -> nn.Module:
+    """Build registered model ``name``; ``pretrained=True`` loads its registered weights (sha256-checked).
+
+    The model's card is ``net.pretrained_cfg``; with ``check_inputs`` (and the card's architecture) a forward pass
+    whose input contradicts the card (channels, values far outside its range) raises a ``ValueError``.
+    """
     entry = get_entry(name)
     name = entry.name
     if not pretrained:
-        return entry.builder(**kwargs)
+        net = entry.builder(**kwargs)
+        net.pretrained_cfg = dict(entry.cfg)
+        return install_input_check(net, name) if check_inputs and not kwargs else net
     if entry.weights is None:
         raise ValueError(f"model {name!r} has no pretrained weights; available: {list_models(pretrained=True)}")
     from zoo import hub
@@ -35,11 +42,17 @@ def create_model(name: str, pretrained: bool = False, **kwargs: Any) -> nn.Modul
                          f"these arguments conflict with the weights: {sorted(clash)}")
     net = entry.builder(**{**payload["arch_kwargs"], **kwargs})
     net.load_state_dict(payload["state_dict"])
-    net.pretrained_metadata = dict(payload["metadata"])
-    return net.eval()
+    return _attach_cards(net, name, payload["metadata"], check_inputs).eval()
 
 
-def load(source: str, *, sha256: str | None = None, **kwargs: Any) -> nn.Module:
+def _attach_cards(net: nn.Module, name: str, metadata: dict, check_inputs: bool) -> nn.Module:
+    """``pretrained_metadata`` (the file's, plus ``metrics`` under unified keys), ``pretrained_cfg`` and the check."""
+    net.pretrained_metadata = {**metadata, "metrics": unified_metrics(metadata)}
+    net.pretrained_cfg = dict(get_entry(name).cfg)
+    return install_input_check(net, name) if check_inputs else net
+
+
+def load(source: str, *, sha256: str | None = None, check_inputs: bool = True, **kwargs: Any) -> nn.Module:
     """Load a model in eval mode from a registry name, a zoo weights file, a ``zoo fit`` checkpoint or a URL.
 
     URLs are downloaded to the cache and checked against ``sha256``; every file is unpickled with
@@ -48,7 +61,7 @@ def load(source: str, *, sha256: str | None = None, **kwargs: Any) -> nn.Module:
     from zoo import hub
 
     if "/" not in source and "\\" not in source and not source.endswith((".pt", ".pth", ".ckpt")):
-        return create_model(source, pretrained=True, **kwargs)
+        return create_model(source, pretrained=True, check_inputs=check_inputs, **kwargs)
     path, payload = hub.load_payload(source, sha256=sha256)
     if isinstance(payload, dict) and "hyper_parameters" in payload and "arch" not in payload:
         if kwargs:
@@ -58,5 +71,4 @@ def load(source: str, *, sha256: str | None = None, **kwargs: Any) -> nn.Module:
     hub.check_weights_payload(payload, source)
     net = get_entry(payload["arch"]).builder(**{**payload["arch_kwargs"], **kwargs})
     net.load_state_dict(payload["state_dict"])
-    net.pretrained_metadata = dict(payload["metadata"])
-    return net.eval()
+    return _attach_cards(net, payload["arch"], payload["metadata"], check_inputs and not kwargs).eval()

@@ -164,11 +164,21 @@ def test_torch_hub_local_entry_points():
     spec = importlib.util.spec_from_file_location("hubconf_under_test", root / "hubconf.py")
     hubconf = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(hubconf)
-    assert set(zoo.list_models(pretrained=True)) <= set(dir(hubconf))
+    assert set(zoo.list_models()) <= {n for n in dir(hubconf) if callable(getattr(hubconf, n)) and not n.startswith("_")}
     net = torch.hub.load(str(root), "quickstart_cnn", source="local", trust_repo=True)
     ref = zoo.load("quickstart_cnn")
     x = torch.rand(2, 1, 8, 8)
     torch.testing.assert_close(net(x), ref(x))
+    assert net.pretrained_metadata["metrics"]["test/acc"] > 0.9
+
+
+def test_torch_hub_model_without_weights_builds_untrained_and_refuses_pretrained():
+    root = str(Path(__file__).resolve().parents[2])
+    assert zoo.get_entry("darts_v2_cifar10").weights is None
+    net = torch.hub.load(root, "darts_v2_cifar10", source="local", trust_repo=True, C=4, layers=3)
+    assert net(torch.rand(1, 3, 32, 32)).shape == (1, 10)
+    with pytest.raises(ValueError, match=r"darts_v2_cifar10 has no pretrained weights.*quickstart_cnn.*configs/darts/paper_eval.yaml"):
+        torch.hub.load(root, "darts_v2_cifar10", source="local", trust_repo=True, pretrained=True)
 
 
 @pytest.mark.parametrize("name", zoo.list_models())
