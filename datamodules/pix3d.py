@@ -37,6 +37,26 @@ def _read_json(path: Path, what: str):
         raise ValueError(f"{path}: not valid JSON ({e})") from e
 
 
+def _checked(path: Path, what: str, rec: dict) -> dict:
+    """One record with R 3x3, t 3, a non-empty box and a positive focal length, or a ValueError naming the record."""
+    import numpy as np
+
+    try:
+        rot, trans = np.asarray(rec["R"], dtype=float), np.asarray(rec["t"], dtype=float).reshape(-1)
+        box = tuple(float(v) for v in rec["box"])
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path}: {what}: rot_mat, trans_mat and bbox must be numbers ({err})") from None
+    if rot.shape != (3, 3) or trans.shape != (3,):
+        raise ValueError(f"{path}: {what}: expected rot_mat 3x3 and trans_mat of 3 values, found {rot.shape} and "
+                         f"{trans.shape}")
+    if len(box) != 4 or box[2] <= box[0] or box[3] <= box[1]:
+        raise ValueError(f"{path}: {what}: expected a non-empty box x0 < x1, y0 < y1, found {box}")
+    if not np.isfinite(rec["focal_px"]) or rec["focal_px"] <= 0:
+        raise ValueError(f"{path}: {what}: expected a positive focal length, found {rec['focal_px']}")
+    rec["box"] = box
+    return rec
+
+
 def read_pix3d_json(path: Path) -> list[dict]:
     """Records of ``pix3d.json`` as ``{img, mask, category, model, R, t, focal_px, box (x0,y0,x1,y1), hidden}``
     (``hidden``: truncated or (slightly) occluded)."""
@@ -49,9 +69,10 @@ def read_pix3d_json(path: Path) -> list[dict]:
         if missing:
             raise ValueError(f"{path}: record {i} lacks {missing} (expected the keys {list(RECORD_KEYS)})")
         w = float(r["img_size"][0])
-        out.append({"img": r["img"], "mask": r.get("mask"), "category": r["category"], "model": r["model"],
-                    "R": r["rot_mat"], "t": r["trans_mat"], "focal_px": float(r["focal_length"]) * w / SENSOR_WIDTH_MM,
-                    "pp": None, "box": tuple(float(v) for v in r["bbox"]), "hidden": _hidden(r)})
+        out.append(_checked(path, f"record {i}", {
+            "img": r["img"], "mask": r.get("mask"), "category": r["category"], "model": r["model"],
+            "R": r["rot_mat"], "t": r["trans_mat"], "focal_px": float(r["focal_length"]) * w / SENSOR_WIDTH_MM,
+            "pp": None, "box": tuple(r["bbox"]), "hidden": _hidden(r)}))
     return out
 
 
@@ -71,10 +92,10 @@ def read_coco_split(path: Path) -> list[dict]:
             raise ValueError(f"{path}: annotation {i} refers to an unknown image {a['image_id']} or category "
                              f"{a['category_id']}")
         x, y, bw, bh = (float(v) for v in a["bbox"])
-        out.append({"img": images[a["image_id"]]["file_name"], "mask": a.get("segmentation"),
-                    "category": cats[a["category_id"]], "model": a["model"], "R": a["rot_mat"], "t": a["trans_mat"],
-                    "focal_px": float(a["K"][0]), "pp": (float(a["K"][1]), float(a["K"][2])),
-                    "box": (x, y, x + bw, y + bh)})
+        out.append(_checked(path, f"annotation {i}", {
+            "img": images[a["image_id"]]["file_name"], "mask": a.get("segmentation"),
+            "category": cats[a["category_id"]], "model": a["model"], "R": a["rot_mat"], "t": a["trans_mat"],
+            "focal_px": float(a["K"][0]), "pp": (float(a["K"][1]), float(a["K"][2])), "box": (x, y, x + bw, y + bh)}))
     return out
 
 

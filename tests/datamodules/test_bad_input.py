@@ -247,3 +247,23 @@ def test_meshrcnn_tensor_files_truncated_or_out_of_range(tmp_path: Path) -> None
     truncate(d / "metadata.pt", 0.5)
     with pytest.raises(ValueError, match=r"metadata.pt: expected a complete torch.save file"):
         test_split()[0]
+
+
+def test_pix3d_records_with_bad_geometry_name_the_record(tmp_path: Path) -> None:
+    import json
+
+    from datamodules.pix3d import read_pix3d_json
+
+    good = {"img": "img/chair/0.png", "mask": "mask/chair/0.png", "category": "chair", "model": "model/chair/a.obj",
+            "rot_mat": np.eye(3).tolist(), "trans_mat": [0, 0, 3], "focal_length": 35.0, "img_size": [160, 120],
+            "bbox": [10, 10, 60, 50], "truncated": False, "occluded": False, "slightly_occluded": False}
+    path = tmp_path / "pix3d.json"
+    path.write_text(json.dumps([good]))
+    assert read_pix3d_json(path)[0]["box"] == (10.0, 10.0, 60.0, 50.0)
+    cases = [({"bbox": [60, 10, 10, 50]}, r"record 1: expected a non-empty box x0 < x1, y0 < y1"),
+             ({"rot_mat": [[1, 0], [0, 1]]}, r"record 1: expected rot_mat 3x3 and trans_mat of 3 values"),
+             ({"focal_length": 0.0}, r"record 1: expected a positive focal length")]
+    for change, message in cases:
+        path.write_text(json.dumps([good, {**good, **change}]))
+        with pytest.raises(ValueError, match=rf"pix3d.json: {message}"):
+            read_pix3d_json(path)
