@@ -131,7 +131,7 @@ def read_npz_object(path: str | Path, key: str, what: str = "npz file") -> Any:
                     arr = safe_load(fh, encoding="latin1", source=f"{path}[{key}]")
                 else:
                     arr = np.frombuffer(fh.read(), dtype=dtype, count=int(np.prod(shape)))
-                    arr = arr.reshape(shape, order="F" if fortran else "C")
+                    arr = arr.reshape(shape, order="F" if fortran else "C").copy()
     except (zipfile.BadZipFile, OSError, EOFError) as err:
         raise ValueError(f"{path}: expected a complete .npz (zip) archive, but it is truncated or not a zip "
                          f"({type(err).__name__}: {err})") from None

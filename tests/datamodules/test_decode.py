@@ -103,7 +103,7 @@ def test_truncated_mat_names_file(tmp_path: Path) -> None:
 def test_npz_object_member_loads_safely(tmp_path: Path) -> None:
     path = tmp_path / "data_3d_h36m.npz"
     positions = {"S1": {"Walking": np.arange(6.0, dtype=np.float32).reshape(1, 2, 3)}}
-    np.savez(path, positions_3d=positions, plain=np.arange(5))
+    np.savez_compressed(path, positions_3d=positions, plain=np.arange(5))  # as VideoPose3D writes it
     got = read_npz_object(path, "positions_3d")
     np.testing.assert_array_equal(got["S1"]["Walking"], positions["S1"]["Walking"])
     np.testing.assert_array_equal(read_npz_object(path, "plain"), np.arange(5))
