@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -130,3 +131,42 @@ def test_validate_and_predict_subcommands_use_a_checkpoint(quickstart_run, tmp_p
     assert probs.shape == (len(y), 10)
     torch.testing.assert_close(probs.sum(1), torch.ones(len(y)))
     assert (probs.argmax(1) == y).float().mean() >= 0.95
+
+
+def test_help_list_and_info_answer_without_importing_torch_or_lightning():
+    code = ("import sys, contextlib, io\nfrom zoo.commands import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            "    main(['--help']); main(['list']); main(['info', 'sspnet'])\n"
+            "print(sorted(m for m in ('torch', 'lightning', 'wandb') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "[]", proc.stdout
+
+
+def test_help_names_the_subcommands_configs_and_models():
+    out = run_zoo(["--help"]).stdout
+    for word in ("fit", "test", "list", "info NAME", "export", "configs/quickstart.yaml", "quickstart_cnn", "sspnet"):
+        assert word in out
+
+
+def test_zoo_list_is_the_registry():
+    import zoo
+    from zoo.core.profiling import count_params
+
+    lines = run_zoo(["list"]).stdout.splitlines()
+    rows = {line.split()[0]: line.split() for line in lines[2:] if line.strip() and not line.startswith(" ")}
+    assert set(zoo.list_models()) <= set(rows)
+    for name in zoo.list_models():
+        has_weights = zoo.get_entry(name).weights is not None
+        assert (rows[name][-1] != "-") == has_weights, rows[name]
+    params = count_params(zoo.load("quickstart_cnn"))
+    assert f"{params / 1e3:.3g}k" in rows["quickstart_cnn"]
+    only = run_zoo(["list", "--pretrained"]).stdout
+    assert "quickstart_cnn" in only and "darts_v2_cifar10" not in only
+
+
+def test_zoo_info_prints_the_input_config_metrics_and_recipe():
+    out = run_zoo(["info", "quickstart-cnn"]).stdout
+    assert "(B, 1, 8, 8)" in out and "[0.0, 1.0]" in out and "test/acc 0.9944" in out
+    assert "zoo fit --config configs/quickstart.yaml" in out
+    bad = run_zoo(["info", "quickstart"], check=False)
+    assert bad.returncode != 0 and "Did you mean: quickstart_cnn" in bad.stderr and "Traceback" not in bad.stderr

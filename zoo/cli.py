@@ -149,8 +149,13 @@ class ZooCLI(LightningCLI):
             rank_zero_info("\n".join(["", *lines]))
 
 
-def main(args: list[str] | None = None) -> None:
-    """Entry point of the ``zoo`` console script."""
+def main(args: list[str] | None = None) -> int | None:
+    """The Lightning subcommands of the ``zoo`` console script (``zoo.commands.main`` answers the others)."""
+    argv = sys.argv[1:] if args is None else args
+    if not argv or argv[0] in ("-h", "--help", "list", "info", "export"):  # answered without Lightning
+        from zoo.commands import main as light_main
+
+        return light_main(argv)
     try:
         _run_cli(args)
     finally:
