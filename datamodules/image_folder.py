@@ -229,7 +229,7 @@ class ImageFolderDataModule(InMemoryImageDataModule):
         if not root.is_dir():
             raise FileNotFoundError(f"{root} does not exist; expected <data_dir>/<class>/<image> or "
                                     "<data_dir>/{train,val,test}/<class>/<image> (no download is attempted)")
-        tops = {d.name for d in root.iterdir() if d.is_dir()}
+        tops = {d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")}
         if "train" in tops and tops & {"val", "test"} and tops <= {"train", "val", "test"}:
             paths, labels, self.class_names = scan_class_folders(root / "train")
             out = {"train": (paths, labels)}

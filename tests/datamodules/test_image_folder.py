@@ -65,6 +65,7 @@ def test_missing_and_unreadable_inputs(tmp_path):
 def test_train_and_val_without_test_are_splits_not_classes(tmp_path):
     make_tree(tmp_path / "data" / "train", per_class=3)
     make_tree(tmp_path / "data" / "val", per_class=2)
+    (tmp_path / "data" / ".ipynb_checkpoints").mkdir()  # hidden folders do not turn splits into classes
     dm = ImageFolderDataModule(str(tmp_path / "data"), image_size=8, augment=False)
     dm.setup()
     assert dm.class_names == ["cat", "dog"]  # not ["train", "val"]
