@@ -7,11 +7,12 @@ from typing import Any, Literal, Sequence
 
 import lightning.pytorch as L
 import torch
+from lightning.pytorch.utilities import rank_zero_warn
 
 from zoo.core.mesh import ops
 from zoo.meshrec.episodes import sample_episodes
 from zoo.meshrec.losses import mesh_loss, vertex_set_chamfer
-from zoo.core.mesh.metrics import compare_points
+from zoo.core.mesh.metrics import compare_meshes, compare_points
 from zoo.meshrec.net import IcosphereTemplateNet, RLTriMeshNet, compact_mesh
 from zoo.meshrec.rl import RewardWeights, expected_losses, rloo_loss, triangulation_reward
 from zoo.meshrec.triangulation import bernoulli_entropy, bernoulli_log_prob
@@ -23,7 +24,11 @@ STAGES = ("vgn", "policy", "refiner", "joint")
 
 class RLTriMeshModule(L.LightningModule):
     """Trains :class:`RLTriMeshNet` (or :class:`IcosphereTemplateNet`) with L = L_V + L_tri + sum_s L_ref,s / S and
-    logs per-stage chamfer, F1, normal consistency, Euler characteristic and non-manifold edge ratio."""
+    logs per-stage chamfer, F1, normal consistency, Euler characteristic and non-manifold edge ratio.
+
+    ``f1@tau`` (percent), ``normal`` and ``chamfer_l2`` follow Mesh R-CNN's ``compare_meshes`` (``meshrcnn_samples``
+    fresh points from the predicted and the GT mesh; needs the datamodule's ``return_mesh``); ``cached_*`` are the
+    zoo's earlier metric (``eval_points`` prediction samples against the dataset's cached GT samples, F1 in [0,1])."""
 
     def __init__(
         self,
@@ -55,6 +60,7 @@ class RLTriMeshModule(L.LightningModule):
         skip_loss_above: float | None = 50.0,
         eval_points: int = 2000,
         protocols: Sequence[str] = ("gt-10",),
+        meshrcnn_samples: int = 10_000,
         media_every_n_epochs: int = 1,
         max_media: int = 3,
     ) -> None:
@@ -212,8 +218,11 @@ class RLTriMeshModule(L.LightningModule):
             for b in range(bsz):
                 add("chamfer_vertices", vertex_set_chamfer(out["vertices"][b:b + 1], points[b:b + 1])[0])
         final = len(out["meshes"]) - 1
+        gt_meshes = self._gt_meshes(batch)
         for s, meshes in enumerate(out["meshes"]):
             for b, (v, f) in enumerate(meshes):
+                if s == final and gt_meshes is not None:
+                    self._meshrcnn_metrics(v, f, *gt_meshes[b], add)
                 if f.shape[0] == 0:
                     add(f"chamfer_stage{s}", vertex_set_chamfer(v[None], points[b:b + 1])[0])
                     continue
@@ -221,13 +230,11 @@ class RLTriMeshModule(L.LightningModule):
                 add(f"chamfer_stage{s}", ops.chamfer_distance(pts[None], points[b:b + 1])[0][0])
                 if s == final:
                     for protocol in self.hparams.protocols:
-                        tag = "" if protocol == "gt-10" else "p2m_"
+                        tag = "cached_" if protocol == "gt-10" else "cached_p2m_"
                         res = compare_points(pts, points[b], nrm, normals[b], protocol=protocol)
                         for k, val in res.items():
-                            if k != "chamfer":
+                            if k != "chamfer" or protocol != "gt-10":
                                 add(f"{tag}{k}", val)
-                        if tag:
-                            add("p2m_chamfer", res["chamfer"])
         for b, (v, f) in enumerate(out["meshes"][0]):
             add("euler", ops.euler_characteristic(v, f))
             add("nonmanifold", ops.nonmanifold_edge_ratio(f) if f.shape[0] else 1.0)
@@ -241,6 +248,27 @@ class RLTriMeshModule(L.LightningModule):
                 v, f = out["meshes"][-1][b]
                 self._media.append({"verts": v.detach().cpu(), "faces": f.detach().cpu(),
                                     "gt": points[b].detach().cpu(), "id": str(batch.get("id", [b] * bsz)[b])})
+
+    def _gt_meshes(self, batch: dict) -> list | None:
+        """The batch's GT meshes for Mesh R-CNN's protocol (datamodule ``return_mesh: true``), else None (warned once)."""
+        if not self.hparams.meshrcnn_samples:
+            return None
+        if "verts" in batch and "faces" in batch:
+            return list(zip(batch["verts"], batch["faces"]))
+        if not getattr(self, "_warned_no_gt_mesh", False):
+            self._warned_no_gt_mesh = True
+            rank_zero_warn("RLTriMeshModule: the batch has no GT meshes ('verts'/'faces'), so Mesh R-CNN's metrics "
+                           "(f1@tau, normal, chamfer_l2) are not logged; set the datamodule's return_mesh: true")
+        return None
+
+    def _meshrcnn_metrics(self, v: torch.Tensor, f: torch.Tensor, gt_v: torch.Tensor, gt_f: torch.Tensor, add) -> None:
+        """Mesh R-CNN ``compare_meshes`` per protocol: F1 in percent, absolute normal consistency, Chamfer-L2."""
+        for protocol in self.hparams.protocols:
+            tag = "" if protocol == "gt-10" else "p2m_"
+            res = compare_meshes(v, f, gt_v, gt_f, self.hparams.meshrcnn_samples, scale=protocol)
+            for k, val in res.items():
+                if k.startswith("f1@") or k in ("normal", "chamfer_l2"):
+                    add(f"{tag}{k}", val)
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._evaluate(batch, "val")

@@ -23,6 +23,8 @@ def test_config_instantiates_with_the_spec_hyperparameters(name):
     module = _cls(cfg["model"]["class_path"])(**{**args, "net_kwargs": net_kwargs})
     data = _cls(cfg["data"]["class_path"])(**cfg["data"]["init_args"])
     assert type(module).__name__ == "RLTriMeshModule"
+    assert data.hparams.return_mesh  # Mesh R-CNN's metrics sample the GT meshes themselves
+    assert module.hparams.meshrcnn_samples == 10_000  # as Mesh R-CNN compare_meshes
     if name.startswith("tiny"):
         assert data.hparams.num_train == 96 and data.hparams.image_size == 64 and data.hparams.channels == 1
         assert module.hparams.lr == 1e-3  # the toy's Adam lr (spec 10)

@@ -85,8 +85,9 @@ def test_short_fit_logs_stage_metrics_and_wandb_meshes(tmp_path, monkeypatch):
     L.seed_everything(0)
     module = RLTriMeshModule(stage="all", stage_epochs=[1, 1, 1, 1], net_kwargs=NET, lr=1e-3, rl_samples=2,
                              reward_points=128, loss_points=256, eval_points=500, protocols=["gt-10", "p2m"],
-                             expected_loss_weight=1.0, max_media=2)
-    data = ProceduralShapesDataModule(num_train=8, num_val=4, num_test=4, num_points=256, batch_size=4)
+                             meshrcnn_samples=1000, expected_loss_weight=1.0, max_media=2)
+    data = ProceduralShapesDataModule(num_train=8, num_val=4, num_test=4, num_points=256, batch_size=4,
+                                      return_mesh=True)
     wandb_logger = WandbLogger(save_dir=str(tmp_path), offline=True, project="meshrec")
     trainer = L.Trainer(max_epochs=4, logger=[CSVLogger(str(tmp_path)), wandb_logger], enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
@@ -98,10 +99,15 @@ def test_short_fit_logs_stage_metrics_and_wandb_meshes(tmp_path, monkeypatch):
     assert preds[0]["mesh"][1].shape[0] == 4 * preds[0]["decoded"][1].shape[0]  # one subdivision after stage 1
     wandb_logger.experiment.finish()
     for key in ("chamfer", "chamfer_vertices", "chamfer_stage0", "chamfer_stage1", "chamfer_stage2", "normal",
-                "f1@0.1", "f1@0.3", "f1@0.5", "euler", "nonmanifold", "p2m_f1@0.01"):
+                "f1@0.1", "f1@0.3", "f1@0.5", "chamfer_l2", "euler", "nonmanifold", "p2m_f1@0.01", "p2m_f1@0.014142",
+                "p2m_chamfer_l2", "cached_normal", "cached_f1@0.1", "cached_f1@0.5", "cached_p2m_f1@0.01",
+                "cached_p2m_chamfer"):
         assert f"test/{key}" in res, key
     assert res["test/chamfer"] == res["test/chamfer_stage2"]
-    assert 0 <= res["test/nonmanifold"] <= 1 and 0 <= res["test/f1@0.5"] <= 1
+    assert 0 <= res["test/nonmanifold"] <= 1 and 0 <= res["test/cached_f1@0.5"] <= 1
+    assert 0 <= res["test/f1@0.1"] <= res["test/f1@0.5"] <= 100  # Mesh R-CNN's F1 is in percent
+    # Chamfer-L2 at the gt-10 scale: the GT of these shapes has a longest edge near 1, so about 100x the unit chamfer
+    assert res["test/chamfer_l2"] > 10 * res["test/chamfer"]
     run = read_run(next(Path(tmp_path).glob("wandb/offline-run-*")))  # waits for the run's exit record
     assert run["finished"]
     keys = {k for row in run["history"] for k in row}

@@ -40,14 +40,16 @@ def test_shapenet_r2n2_batches_train_every_stage(tmp_path):
     torch.set_num_threads(1)
     _fixture("test_shapenet.py")._write_r2n2(tmp_path / "shapenet")
     data = ShapeNetR2N2DataModule(str(tmp_path / "shapenet"), "r2n2", synsets=["02691156", "03001627"],
-                                  num_points=300, image_size=64, batch_size=3)
+                                  num_points=300, image_size=64, batch_size=3, return_mesh=True)
     L.seed_everything(0)
     module = RLTriMeshModule(stage="all", stage_epochs=[1, 1, 1, 1], net_kwargs=NET, lr=1e-3, rl_samples=2,
-                             reward_points=128, loss_points=256, eval_points=400, protocols=["gt-10", "p2m"])
+                             reward_points=128, loss_points=256, eval_points=400, protocols=["gt-10", "p2m"],
+                             meshrcnn_samples=1000)
     res, moved = _fit_and_test(module, data, tmp_path)
     assert moved >= {"encoder", "vgn", "policy", "refiner"}
     assert all(torch.isfinite(torch.tensor(v)) for v in res.values())
-    assert {"test/chamfer", "test/f1@0.3", "test/p2m_f1@0.01", "test/euler"} <= set(res)
+    assert {"test/chamfer", "test/f1@0.3", "test/p2m_f1@0.01", "test/chamfer_l2", "test/cached_f1@0.3",
+            "test/euler"} <= set(res)
 
 
 @pytest.mark.timeout(300)
