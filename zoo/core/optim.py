@@ -32,6 +32,12 @@ def planned_epochs(module: Any, default: int) -> int:
     return int(trainer.max_epochs)
 
 
+def step_factor(epoch: int, milestones: list[int], gamma: float = 0.1) -> float:
+    """Learning-rate factor of a step decay: ``gamma`` per milestone reached (``epoch >= m``), as ``MultiStepLR`` and
+    the MoCo code's stepwise ``adjust_learning_rate``."""
+    return gamma ** sum(epoch >= m for m in milestones)
+
+
 def build_scheduler(
     optimizer: torch.optim.Optimizer, name: str, *, max_epochs: int, warmup_epochs: int = 0,
     step_size: int = 30, milestones: list[int] | None = None, gamma: float = 0.1,

@@ -10,12 +10,12 @@ from __future__ import annotations
 from zoo.nasiam.frameworks import FRAMEWORKS, Head, SiameseNet
 from zoo.nasiam.heads import FixedChain, HeadGenotype, MLPMixedOp, SearchChain, standard_chain
 from zoo.nasiam.losses import embedding_std, infonce, moco_infonce, negative_cosine, nt_xent, simsiam_loss
-from zoo.nasiam.ops import MLP_OPS, MLP_PRIMITIVES, build_mlp_op, register_mlp_op
+from zoo.nasiam.ops import MLP_OPS, MLP_PRIMITIVES, SIMCLR_PRIMITIVES, build_mlp_op, register_mlp_op
 from zoo.nasiam.published import PUBLISHED, resolve_head
 from zoo.registry import Weights, register_model
 
 __all__ = [
-    "MLP_PRIMITIVES", "MLP_OPS", "register_mlp_op", "build_mlp_op", "MLPMixedOp", "SearchChain", "FixedChain",
+    "MLP_PRIMITIVES", "SIMCLR_PRIMITIVES", "MLP_OPS", "register_mlp_op", "build_mlp_op", "MLPMixedOp", "SearchChain", "FixedChain",
     "HeadGenotype", "standard_chain", "Head", "SiameseNet", "FRAMEWORKS", "PUBLISHED", "resolve_head",
     "negative_cosine", "simsiam_loss", "infonce", "moco_infonce", "nt_xent", "embedding_std",
     "NASiamModule", "NASiamSearchModule",

@@ -17,7 +17,7 @@ from torch import nn
 from zoo.nasiam.backbones import Backbone
 from zoo.nasiam.heads import FixedChain, HeadGenotype, SearchChain, standard_chain
 from zoo.nasiam.losses import moco_infonce, nt_xent, simsiam_loss
-from zoo.nasiam.ops import MLP_PRIMITIVES
+from zoo.nasiam.ops import MLP_PRIMITIVES, SIMCLR_PRIMITIVES
 from zoo.nasiam.published import resolve_head
 
 FRAMEWORKS = ("simsiam", "moco", "simclr")
@@ -36,13 +36,18 @@ class Head(nn.Module):
         return self.tail(x)
 
 
+def default_primitives(framework: str) -> tuple[str, ...]:
+    """The search space's op order in the framework's own ``operations.py`` (SimCLR's swaps silu and hardswish)."""
+    return SIMCLR_PRIMITIVES if framework == "simclr" else MLP_PRIMITIVES
+
+
 def _chain(kind: str, dims: Sequence[int], ops: Sequence[str] | None, standard: str, standard_dims: Sequence[int],
-           primitives: Sequence[str]) -> nn.Module:
+           primitives: Sequence[str], linear_bias: bool = False) -> nn.Module:
     if kind == "search":
-        return SearchChain(dims, primitives)
+        return SearchChain(dims, primitives, linear_bias=linear_bias)
     if kind == "standard":
         return standard_chain(standard, standard_dims)
-    return FixedChain(dims, ops)
+    return FixedChain(dims, ops, linear_bias)
 
 
 class SiameseNet(nn.Module):
@@ -52,7 +57,8 @@ class SiameseNet(nn.Module):
     or a genotype (published name, genotype.json path or dict) for the derived head.
     Dims: SimSiam C_e ``proj_layers`` x d->d, then Linear(d->dim, frozen bias) + BN(affine=False); C_p
     ``pred_layers`` dim->pred_dim...->dim. MoCo C_e ``proj_layers`` x d->d then Linear(d->dim). SimCLR C_e
-    d->hidden...->dim (``proj_layers`` layers), the whole head.
+    d->hidden...->dim (``proj_layers`` layers), the whole head. ``primitives=None`` and ``linear_bias=None`` take the
+    framework's code: SimCLR's op order, and the Linear bias of MoCo's ``linear_wrapper``.
     """
 
     def __init__(self, framework: str = "simsiam", backbone: str = "resnet18", in_chans: int = 3, cifar_stem: bool = True,
@@ -60,11 +66,13 @@ class SiameseNet(nn.Module):
                  width: int = 32, head: str | dict[str, Any] = "standard", dim: int = 2048, pred_dim: int = 512,
                  hidden_dim: int = 512, proj_layers: int = 6, pred_layers: int = 4, standard_layers: int = 2,
                  queue_size: int = 4096, momentum: float = 0.99, temperature: float = 0.1,
-                 primitives: Sequence[str] = MLP_PRIMITIVES) -> None:
+                 primitives: Sequence[str] | None = None, linear_bias: bool | None = None) -> None:
         super().__init__()
         if framework not in FRAMEWORKS:
             raise ValueError(f"unknown framework {framework!r}; expected one of {FRAMEWORKS}")
-        self.framework, self.primitives = framework, tuple(primitives)
+        primitives = tuple(primitives) if primitives is not None else default_primitives(framework)
+        bias = framework == "moco" if linear_bias is None else bool(linear_bias)
+        self.framework, self.primitives, self.linear_bias = framework, primitives, bias
         self.backbone = Backbone(backbone, in_chans, cifar_stem, mean, std, width)
         d = self.num_features = self.backbone.num_features
         kind = head if head in ("standard", "search") else "fixed"
@@ -84,7 +92,7 @@ class SiameseNet(nn.Module):
             self.predictor: Head | None = Head(pchain)
         elif framework == "moco":
             dims = [d] * (len(proj_ops) + 1 if proj_ops else proj_layers + 1)
-            chain = _chain(kind, dims, proj_ops, "moco", [d, d], primitives)
+            chain = _chain(kind, dims, proj_ops, "moco", [d, d], primitives, bias)
             self.projector = Head(chain, nn.Linear(d, dim))
             self.predictor = None
         else:

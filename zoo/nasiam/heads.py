@@ -25,10 +25,11 @@ class MLPMixedOp(nn.Module):
     ``(in_dim, out_dim)``, so NASiam composes its own mixed layer over the same ``mixing_weights``.
     """
 
-    def __init__(self, in_dim: int, out_dim: int, primitives: Sequence[str] = MLP_PRIMITIVES, affine: bool = True) -> None:
+    def __init__(self, in_dim: int, out_dim: int, primitives: Sequence[str] = MLP_PRIMITIVES, affine: bool = True,
+                 linear_bias: bool = False) -> None:
         super().__init__()
         self.primitives = tuple(primitives)
-        self.ops = nn.ModuleList(build_mlp_op(p, in_dim, out_dim, affine) for p in self.primitives)
+        self.ops = nn.ModuleList(build_mlp_op(p, in_dim, out_dim, affine, linear_bias) for p in self.primitives)
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         if weights.shape[-1] != len(self.ops):
@@ -50,11 +51,12 @@ class SearchChain(nn.Module):
     """
 
     def __init__(self, dims: Sequence[int], primitives: Sequence[str] = MLP_PRIMITIVES, affine: bool = True,
-                 with_alpha: bool = True, alpha_init: float = 0.0) -> None:
+                 with_alpha: bool = True, alpha_init: float = 0.0, linear_bias: bool = False) -> None:
         super().__init__()
         self.dims = _check_dims(dims)
         self.primitives = tuple(primitives)
-        self.layers = nn.ModuleList(MLPMixedOp(a, b, self.primitives, affine) for a, b in zip(self.dims, self.dims[1:]))
+        self.layers = nn.ModuleList(MLPMixedOp(a, b, self.primitives, affine, linear_bias)
+                                    for a, b in zip(self.dims, self.dims[1:]))
         if with_alpha:
             self.alpha = nn.Parameter(torch.full((len(self.layers), len(self.primitives)), float(alpha_init)))
         else:
@@ -80,11 +82,11 @@ class SearchChain(nn.Module):
 class FixedChain(nn.Sequential):
     """A derived NASiam cell: one operation per layer (with the search space's wrappers, affine BN)."""
 
-    def __init__(self, dims: Sequence[int], ops: Sequence[str]) -> None:
+    def __init__(self, dims: Sequence[int], ops: Sequence[str], linear_bias: bool = False) -> None:
         dims = _check_dims(dims)
         if len(ops) != len(dims) - 1:
             raise ValueError(f"a chain over dims {dims} needs {len(dims) - 1} ops, got {len(ops)}: {list(ops)}")
-        super().__init__(*(build_mlp_op(op, a, b) for op, a, b in zip(ops, dims, dims[1:])))
+        super().__init__(*(build_mlp_op(op, a, b, linear_bias=linear_bias) for op, a, b in zip(ops, dims, dims[1:])))
         self.dims, self.ops = dims, list(ops)
 
 

@@ -12,11 +12,10 @@ from typing import Any, Sequence
 import lightning.pytorch as pl
 import torch
 
-from zoo.core.optim import build_optimizer, planned_epochs
+from zoo.core.optim import build_optimizer, planned_epochs, step_factor
 from zoo.nasiam.augment import build_augment
 from zoo.nasiam.frameworks import SiameseNet
 from zoo.nasiam.losses import embedding_std
-from zoo.nasiam.ops import MLP_PRIMITIVES
 
 NET_ARGS = ("framework", "backbone", "in_chans", "cifar_stem", "mean", "std", "width", "head", "dim", "pred_dim",
             "hidden_dim", "proj_layers", "pred_layers", "standard_layers", "queue_size", "key_momentum", "temperature")
@@ -35,7 +34,8 @@ class SSLMixin:
     def _build_net(self, hp: Any) -> None:
         kwargs = {k: hp[k] for k in NET_ARGS}
         kwargs["momentum"] = kwargs.pop("key_momentum")
-        self.net = SiameseNet(**kwargs, primitives=list(hp.get("primitives", MLP_PRIMITIVES)))
+        primitives = hp.get("primitives")  # None: the framework's own op order (SimCLR's differs)
+        self.net = SiameseNet(**kwargs, primitives=None if primitives is None else list(primitives))
         if self.net.genotype_spec is not None:  # store the resolved head so the checkpoint needs no genotype file
             hp["head"] = self.net.genotype_spec.to_dict()
         self.augment = build_augment(hp["views"], hp["framework"], hp.get("view_size"))
@@ -120,7 +120,7 @@ class NASiamModule(SSLMixin, pl.LightningModule):
         proj_layers: int = 6, pred_layers: int = 4, standard_layers: int = 2, queue_size: int = 4096,
         key_momentum: float = 0.99, temperature: float = 0.1, views: str = "cifar", view_size: int | None = None,
         optimizer: str = "sgd", lr: float = 0.12, momentum: float = 0.9, weight_decay: float = 5e-4,
-        fix_pred_lr: bool = True, scheduler: str = "cosine",
+        fix_pred_lr: bool = True, scheduler: str = "cosine", milestones: list[int] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -137,7 +137,11 @@ class NASiamModule(SSLMixin, pl.LightningModule):
 
 
 def ssl_optimizers(module: pl.LightningModule, params: list[torch.nn.Parameter], hp: Any):
-    """The weight optimiser of the spec's recipes with the per-epoch cosine (predictor lr fixed when asked)."""
+    """The weight optimiser of the spec's recipes with the per-epoch cosine (predictor lr fixed when asked).
+
+    ``scheduler``: ``cosine`` (the authors' code: SimSiam's, and MoCo's, whose ``main()`` sets ``args.cos = True``),
+    ``multistep`` (x0.1 at ``milestones``, default [120, 160]: MoCo's ``--schedule`` branch, which that line skips)
+    or ``none`` (SimCLR)."""
     pred = {id(p) for p in module.net.predictor.parameters()} if module.net.predictor is not None else set()
     fixed = [p for p in params if id(p) in pred] if hp.fix_pred_lr else []
     rest = [p for p in params if id(p) not in {id(q) for q in fixed}]
@@ -145,9 +149,14 @@ def ssl_optimizers(module: pl.LightningModule, params: list[torch.nn.Parameter],
     opt = build_optimizer(groups, hp.optimizer, lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
     if hp.scheduler == "none":
         return opt
-    if hp.scheduler != "cosine":
-        raise ValueError(f"unknown scheduler {hp.scheduler!r}; expected cosine or none")
+    if hp.scheduler not in ("cosine", "multistep"):
+        raise ValueError(f"unknown scheduler {hp.scheduler!r}; expected cosine, multistep or none")
     epochs = planned_epochs(module, default=100)
-    lambdas = [(lambda e: 1.0) if g["fix_lr"] else (lambda e, n=epochs: cosine_factor(e, n)) for g in groups]
+    milestones = list(hp.get("milestones") or [120, 160])
+    if hp.scheduler == "cosine":
+        decay = lambda e, n=epochs: cosine_factor(e, n)  # noqa: E731
+    else:
+        decay = lambda e: step_factor(e, milestones)  # noqa: E731
+    lambdas = [(lambda e: 1.0) if g["fix_lr"] else decay for g in groups]
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambdas)
     return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}

@@ -3,6 +3,8 @@
 The wrappers follow the authors' code: equal dims apply the op alone; a down-projection (in > out) is
 Linear(no bias)-BN-ReLU before the op; an up-projection (in < out) is a plain Linear (bias), then the op only
 for the pools. ``BatchNorm1d(out_dim)`` everywhere (the MoCo code passes ``out_dim`` as ``eps``: defect 5).
+The MoCo code's ``linear_wrapper`` keeps the Linear's bias before BN (``linear_bias=True``); SimSiam's and SimCLR's
+drop it. SimCLR's file lists hardswish before silu (``SIMCLR_PRIMITIVES``).
 """
 from __future__ import annotations
 
@@ -15,6 +17,12 @@ from torch import nn
 MLP_PRIMITIVES: tuple[str, ...] = (
     "maxpool_3x3", "avgpool_3x3", "identity", "linear_relu", "linear_silu", "linear_hardswish", "linear_elu",
 )
+#: The SimCLR code's order (``SimCLR/operations.py``): hardswish before silu.
+SIMCLR_PRIMITIVES: tuple[str, ...] = (
+    "maxpool_3x3", "avgpool_3x3", "identity", "linear_relu", "linear_hardswish", "linear_silu", "linear_elu",
+)
+#: The built-in ops whose ``in_dim >= out_dim`` form is Linear-BN-act (the code's ``linear_wrapper``).
+LINEAR_OPS: frozenset[str] = frozenset({"linear_relu", "linear_silu", "linear_hardswish", "linear_elu"})
 #: Operations without weights when in_dim == out_dim (the spec's "pool ops" plus identity).
 PARAMETER_FREE: frozenset[str] = frozenset({"maxpool_3x3", "avgpool_3x3", "identity"})
 
@@ -58,10 +66,10 @@ def _identity(in_dim: int, out_dim: int, affine: bool = True) -> nn.Module:
 
 
 def _linear_act(act: Callable[[], nn.Module]) -> MLPOpFactory:
-    def make(in_dim: int, out_dim: int, affine: bool = True) -> nn.Module:
+    def make(in_dim: int, out_dim: int, affine: bool = True, bias: bool = False) -> nn.Module:
         if in_dim < out_dim:  # up-projection: a plain Linear, the activation is dropped (authors' code)
             return nn.Linear(in_dim, out_dim)
-        return nn.Sequential(nn.Linear(in_dim, out_dim, bias=False), nn.BatchNorm1d(out_dim, affine=affine), act())
+        return nn.Sequential(nn.Linear(in_dim, out_dim, bias=bias), nn.BatchNorm1d(out_dim, affine=affine), act())
     return make
 
 
@@ -72,12 +80,15 @@ def register_mlp_op(name: str, factory: MLPOpFactory) -> None:
     MLP_OPS[name] = factory
 
 
-def build_mlp_op(name: str, in_dim: int, out_dim: int, affine: bool = True) -> nn.Module:
-    """Instantiate MLP operation ``name`` mapping ``in_dim`` to ``out_dim`` features."""
+def build_mlp_op(name: str, in_dim: int, out_dim: int, affine: bool = True, linear_bias: bool = False) -> nn.Module:
+    """Instantiate MLP operation ``name`` mapping ``in_dim`` to ``out_dim`` features (``linear_bias``: the MoCo
+    code's Linear bias in the built-in linear ops; other ops ignore it)."""
     if name not in MLP_OPS:
         raise ValueError(f"unknown NASiam operation {name!r}; registered: {sorted(MLP_OPS)}")
     if in_dim < 1 or out_dim < 1:
         raise ValueError(f"MLP op dims must be positive, got {in_dim} -> {out_dim}")
+    if linear_bias and name in LINEAR_OPS:
+        return MLP_OPS[name](in_dim, out_dim, affine, bias=True)
     return MLP_OPS[name](in_dim, out_dim, affine)
 
 

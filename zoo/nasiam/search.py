@@ -15,7 +15,6 @@ import torch
 from zoo.nas.search import BilevelSearchModule, unpack_search_batch
 from zoo.nasiam.heads import HeadGenotype, head_figure
 from zoo.nasiam.module import SSLMixin, ssl_optimizers
-from zoo.nasiam.ops import MLP_PRIMITIVES
 
 
 class NASiamSearchModule(SSLMixin, BilevelSearchModule):
@@ -31,9 +30,9 @@ class NASiamSearchModule(SSLMixin, BilevelSearchModule):
         mean: Sequence[float] = (0.4914, 0.4822, 0.4465), std: Sequence[float] = (0.2470, 0.2435, 0.2616),
         width: int = 32, dim: int = 2048, pred_dim: int = 512, hidden_dim: int = 512, proj_layers: int = 6,
         pred_layers: int = 4, queue_size: int = 4096, key_momentum: float = 0.999, temperature: float = 0.1,
-        primitives: Sequence[str] = MLP_PRIMITIVES, views: str = "cifar", view_size: int | None = None,
+        primitives: Sequence[str] | None = None, views: str = "cifar", view_size: int | None = None,
         optimizer: str = "sgd", lr: float = 0.12, momentum: float = 0.9, weight_decay: float = 5e-4,
-        fix_pred_lr: bool = True, scheduler: str = "cosine", arch_optimizer: str = "adamw", arch_lr: float = 1e-3,
+        fix_pred_lr: bool = True, scheduler: str = "cosine", milestones: list[int] | None = None, arch_optimizer: str = "adamw", arch_lr: float = 1e-3,
         arch_betas: Sequence[float] = (0.9, 0.999), arch_weight_decay: float = 1e-3, arch_every: str = "step",
         arch_warmup_epochs: int = 0,
     ) -> None:
