@@ -36,9 +36,10 @@ def rltrimesh_shapenet(**kwargs) -> RLTriMeshNet:
                     sha256="835cb8d840c49bd03131e39f818fd26dceff8e81abb0575271475095c76f4f16",
                     metadata={"config": "configs/meshrec/tiny.yaml", "checkpoint": "last (end of stage D)",
                               "dataset": "procedural sphere/cube/torus, 64x64", "test_chamfer": 0.0146,
-                              "test_chamfer_vertices": 0.0222, "test_chamfer_stage0": 0.0176, "test_cached_f1@0.3": 0.2711,
-                              "test_cached_normal": 0.8234, "test_f1@0.1": 8.16, "test_f1@0.3": 44.89,
-                              "test_f1@0.5": 67.43, "test_chamfer_l2": 1.020, "test_normal": 0.824, "test_euler": 1.75, "test_closed_meshes": "23/24"}),
+                              "test_chamfer_vertices": 0.0222, "test_chamfer_stage0": 0.0176,
+                              "test_cached_f1@0.3": 0.2711, "test_cached_normal": 0.8234, "test_f1@0.1": 8.16,
+                              "test_f1@0.3": 44.89, "test_f1@0.5": 67.43, "test_chamfer_l2": 1.020,
+                              "test_normal": 0.824, "test_euler": 1.75, "test_closed_meshes": "23/24"}),
 )
 def meshrec_shapes(**kwargs) -> RLTriMeshNet:
     """The tiny config's network (procedural sphere/cube/torus, 64x64 grayscale, sequential triangulation episodes;

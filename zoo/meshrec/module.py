@@ -250,7 +250,7 @@ class RLTriMeshModule(L.LightningModule):
                                     "gt": points[b].detach().cpu(), "id": str(batch.get("id", [b] * bsz)[b])})
 
     def _gt_meshes(self, batch: dict) -> list | None:
-        """The batch's GT meshes for Mesh R-CNN's protocol (datamodule ``return_mesh: true``), else None (warned once)."""
+        """The batch's GT meshes for Mesh R-CNN's metrics (datamodule ``return_mesh: true``), else None (warns once)."""
         if not self.hparams.meshrcnn_samples:
             return None
         if "verts" in batch and "faces" in batch:

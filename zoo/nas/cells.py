@@ -84,7 +84,8 @@ class AuxiliaryHead(nn.Module):
         self.features = nn.Sequential(
             nn.ReLU(inplace=False), nn.AvgPool2d(5, stride=2 if imagenet else 3, padding=0, count_include_pad=False),
             nn.Conv2d(c, 128, 1, bias=False), nn.BatchNorm2d(128), nn.ReLU(inplace=True),
-            nn.Conv2d(128, 768, 2, bias=False), *([nn.BatchNorm2d(768)] if final_bn else []), nn.ReLU(inplace=True),
+            nn.Conv2d(128, 768, 2, bias=False), *([nn.BatchNorm2d(768)] if final_bn else []),
+            nn.ReLU(inplace=True),
             nn.AdaptiveAvgPool2d(1),  # identity at the design resolution, lets small inputs through
         )
         self.classifier = nn.Linear(768, num_classes)

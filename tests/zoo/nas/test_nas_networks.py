@@ -104,10 +104,13 @@ def test_auxiliary_heads_follow_the_references():
         imnet = DartsNetwork("DARTS_V2", C=48, layers=14, num_classes=1000, stem="imagenet", auxiliary=True)
         cifar = DartsNetwork("DARTS_V2", C=36, layers=20, num_classes=10, auxiliary=True)
         ddarts = DartsNetwork(DDARTS_SPARSE_CIFAR10, C=36, layers=8, num_classes=10, stem="imagenet", auxiliary=True)
-    bn768 = lambda head: [m for m in head.modules() if isinstance(m, torch.nn.BatchNorm2d) and m.num_features == 768]  # noqa: E731
+    def bn768(head):
+        return [m for m in head.modules() if isinstance(m, torch.nn.BatchNorm2d) and m.num_features == 768]
+
     assert bn768(imnet.auxiliary_head) == []  # commented out in quark0/darts model.py AuxiliaryHeadImageNet
     assert count_params(imnet.auxiliary_head) == _aux_params(4 * 4 * 48, 1000, False)
-    assert len(bn768(cifar.auxiliary_head)) == 1 and count_params(cifar.auxiliary_head) == _aux_params(4 * 4 * 36, 10, True)
+    assert len(bn768(cifar.auxiliary_head)) == 1
+    assert count_params(cifar.auxiliary_head) == _aux_params(4 * 4 * 36, 10, True)
     assert isinstance(ddarts.genotype, NestedGenotype) and len(bn768(ddarts.auxiliary_head)) == 1  # D-DARTS keeps it
     # the published counts leave the head out (quark0/darts utils.count_parameters_in_MB skips "auxiliary")
     assert round((count_params(imnet) - count_params(imnet.auxiliary_head)) / 1e6, 3) == 4.719

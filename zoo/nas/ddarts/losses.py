@@ -13,8 +13,8 @@ def zero_one_loss(alpha: torch.Tensor) -> torch.Tensor:
 
 
 def stacked_zero_one_loss(alphas: Sequence[torch.Tensor]) -> torch.Tensor:
-    """The reference weight-step term ``-F.mse_loss(sigmoid(stacked alphas), 0.5)``: one mean over every cell's entries
-    (the mean of the per-cell zero-one losses when the cells' alphas have one shape, not their sum)."""
+    """The reference weight-step term ``-F.mse_loss(sigmoid(stacked alphas), 0.5)``: one mean over every cell's
+    entries (the mean of the per-cell zero-one losses when the cells' alphas have one shape, not their sum)."""
     return zero_one_loss(torch.cat([a.flatten() for a in alphas]))
 
 
