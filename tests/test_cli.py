@@ -170,3 +170,22 @@ def test_zoo_info_prints_the_input_config_metrics_and_recipe():
     assert "zoo fit --config configs/quickstart.yaml" in out
     bad = run_zoo(["info", "quickstart"], check=False)
     assert bad.returncode != 0 and "Did you mean: quickstart_cnn" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_fit_console_is_quiet_but_keeps_the_run_summary(tmp_path):
+    import os
+
+    env = {k: v for k, v in subprocess_env(1).items() if not k.startswith("WANDB_")}
+    proc = subprocess.run([*zoo_command(), "fit", "--config", str(QUICKSTART), "--trainer.max_epochs", "2",
+                           "--trainer.default_root_dir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600, env={**env, "WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout + proc.stderr
+    for noise in ("Tip:", "litlogger", "Total FLOPs", "Run history", "Run summary", "anonymous setting", "LeafSpec",
+                  "args parameter is intended", "Warning"):
+        assert noise not in out, noise
+    for kept in ("best checkpoint:", "last checkpoint:", "W&B run:", "CSVLogger logs:", "test/acc", "28,842 parameters"):
+        assert kept in out, kept
+    assert os.path.isfile(tmp_path / "checkpoints" / "last.ckpt")

@@ -25,11 +25,36 @@ def default_loggers(root: str | os.PathLike, name: str) -> list[Logger]:
     """W&B (offline unless ``WANDB_MODE`` says otherwise) and CSV, both under ``root``."""
     Path(root).mkdir(parents=True, exist_ok=True)
     offline = os.environ.get("WANDB_MODE", "offline") != "online"
-    return [
-        WandbLogger(project=os.environ.get("WANDB_PROJECT", "ibisc-zoo"), name=name, save_dir=str(root),
-                    offline=offline, log_model=False),
-        CSVLogger(save_dir=str(root), name="csv"),
-    ]
+    import wandb
+
+    # quiet: no sparkline history or summary dump at exit (the zoo prints where the run is, Lightning the metrics)
+    wandb_logger = WandbLogger(project=os.environ.get("WANDB_PROJECT", "ibisc-zoo"), name=name, save_dir=str(root),
+                               offline=offline, log_model=False, settings=wandb.Settings(quiet=True))
+    wandb_logger._wandb_init.pop("anonymous", None)  # Lightning always passes it; wandb warns it has no effect
+    return [wandb_logger, CSVLogger(save_dir=str(root), name="csv")]
+
+
+_NOISE = ("💡 Tip:", "Loading `train_dataloader` to estimate number of stepping batches")
+
+
+class _DropNoise:
+    """Logging filter dropping Lightning's advertising tip and step-estimation notice (no switch exists for them)."""
+
+    def filter(self, record) -> bool:
+        return not str(record.getMessage()).startswith(_NOISE)
+
+
+def quiet_console() -> None:
+    """Silence third-party chatter that has no switch of its own; the run's summary and metrics stay."""
+    import logging
+    import warnings
+
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        for handler in logging.getLogger(name).handlers:
+            if not any(isinstance(f, _DropNoise) for f in handler.filters):
+                handler.addFilter(_DropNoise())
+    # Lightning 2.x calls a torch.utils._pytree API that torch >= 2.6 deprecates; nothing for the zoo to fix
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
 
 
 def _is_config_class(class_type: type, section: dict) -> bool:
@@ -89,6 +114,9 @@ class ZooCLI(LightningCLI):
             "checkpoint.save_last": True,
             "checkpoint.filename": "best-epoch{epoch:03d}",
             "checkpoint.auto_insert_metric_name": False,
+            # Lightning's table shows a FLOPs column of zeros without example_input_array; the zoo prints one
+            # line at fit start instead, and ModelProfile logs model/params and model/macs
+            "trainer.enable_model_summary": False,
         })
         parser.add_argument("--test_after_fit", type=bool, default=True,
                             help="after fit, test the best checkpoint on the datamodule's test split")
@@ -113,6 +141,13 @@ class ZooCLI(LightningCLI):
                                                if self._get(self.config_init, "model", None) is not None else "run")
         callbacks = [*callbacks, ModelProfile()]
         return super()._instantiate_trainer(config, callbacks)
+
+    def before_fit(self) -> None:
+        from zoo.core.profiling import count_params
+
+        trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        rank_zero_info(f"model: {type(self.model).__name__}, {count_params(self.model):,} parameters "
+                       f"({trainable:,} trainable); MACs are logged as model/macs")
 
     def after_fit(self) -> None:
         ckpt_cb = self.trainer.checkpoint_callback
@@ -171,6 +206,7 @@ def main(args: list[str] | None = None) -> int | None:
 
 
 def _run_cli(args: list[str] | None) -> None:
+    quiet_console()
     ZooCLI(
         LightningModule,
         LightningDataModule,

@@ -159,6 +159,7 @@ def help_text() -> str:
 
 def main(argv: list[str] | None = None) -> int | None:
     """Entry point of the ``zoo`` console script."""
+    from_command_line = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(help_text())
@@ -175,7 +176,7 @@ def main(argv: list[str] | None = None) -> int | None:
         return export_main(argv[1:])
     from zoo.cli import main as lightning_main
 
-    return lightning_main(argv)
+    return lightning_main(None if from_command_line else argv)  # None: LightningCLI reads sys.argv itself
 
 
 if __name__ == "__main__":
