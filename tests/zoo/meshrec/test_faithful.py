@@ -12,6 +12,7 @@ import torch
 
 from datamodules.shapes3d import ProceduralShapes
 from zoo.core.mesh import ops
+from zoo.core.mesh.metrics import compare_meshes
 from zoo.meshrec.losses import vertex_set_chamfer
 from zoo.meshrec.module import RLTriMeshModule
 from zoo.meshrec.rl import triangulation_reward
@@ -90,6 +91,10 @@ def _test_metrics(module, data) -> dict[str, float]:
         res.setdefault("max_faces_per_edge", []).append(int(ops.edge_face_counts(f)[1].max()))
     if "keep" in out:
         res["cd_vertices"] = vertex_set_chamfer(out["vertices"], b["points"]).tolist()
+    for i, (v, f) in enumerate(out["meshes"][-1]):  # Mesh R-CNN compare_meshes: 10,000 fresh samples per mesh, gt-10
+        mr = compare_meshes(v, f, data[i]["verts"], data[i]["faces"], generator=g)
+        for t in ("0.1", "0.3", "0.5"):
+            res.setdefault(f"f1@{t}", []).append(mr[f"f1@{t}"])
     final = f"cd_stage{len(out['meshes']) - 1}"
     for kind in ("sphere", "cube", "torus"):  # ProceduralShapes cycles through the kinds
         res[f"{final}_{kind}"] = res[final][("sphere", "cube", "torus").index(kind)::3]
@@ -103,7 +108,7 @@ def _test_metrics(module, data) -> dict[str, float]:
 def test_faithful_small_scale_check():
     torch.set_num_threads(1)
     start = time.time()
-    train, test = ProceduralShapes(96, seed=0), ProceduralShapes(24, seed=1, split="test")
+    train, test = ProceduralShapes(96, seed=0), ProceduralShapes(24, seed=1, split="test", return_mesh=True)
     L.seed_everything(0)
     module = RLTriMeshModule(stage="vgn", net_kwargs=NET, lr=1e-3, policy_lr=1e-3, rl_samples=4,
                              expected_loss_weight=1.0, w_edge=0.1, reward_points=500, loss_points=1000)
@@ -126,7 +131,9 @@ def test_faithful_small_scale_check():
           f"{1e3 * rl['cd_stage2_torus']:.1f}); template {1e3 * tpl['cd_stage2']:.1f}"
           f" ({1e3 * tpl['cd_stage2_sphere']:.1f}/{1e3 * tpl['cd_stage2_cube']:.1f}/"
           f"{1e3 * tpl['cd_stage2_torus']:.1f});"
-          f" euler {rl['euler']:.1f} (template {tpl['euler']:.1f}); nonmanifold {rl['nonmanifold']:.3f}")
+          f" euler {rl['euler']:.1f} (template {tpl['euler']:.1f}); nonmanifold {rl['nonmanifold']:.3f};"
+          f" Mesh R-CNN F1@0.1/0.3/0.5 % {rl['f1@0.1']:.1f}/{rl['f1@0.3']:.1f}/{rl['f1@0.5']:.1f}"
+          f" (template {tpl['f1@0.1']:.1f}/{tpl['f1@0.3']:.1f}/{tpl['f1@0.5']:.1f})")
     assert vgn1 <= vgn0 / 10  # (a)
     assert abs(reward_end) <= abs(reward0) / 5  # (b)
     assert rl["cd_stage0"] <= 1.5 * rl["cd_vertices"]  # (c)
