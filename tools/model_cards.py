@@ -3,7 +3,7 @@
 Hand-written per card: docs, datasets, task, input (size, channels, value range, interpolation), labels, output,
 recipe, config. Measured here: paper, params, macs (zoo.core.profiling on the card's input size), mean/std (the
 network's own normalisation buffers), and for entries with weights: arch_kwargs, metrics (zoo's unified keys),
-weights (tag, file, sha256) and module_kwargs (the config's ``model.init_args``, the recipe that trained them).
+weights (tag, file, sha256), checkpoint (which one was shipped) and module_kwargs (the config's ``model.init_args``, the recipe that trained them).
 tests/zoo/test_registry_config.py checks every one of these against the live registry.
 
     python tools/model_cards.py          # rewrite the file
@@ -56,10 +56,11 @@ def measured_card(name: str, card: dict[str, Any]) -> dict[str, Any]:
         card["weights"] = {"tag": w.tag, "file": w.path or w.url, "sha256": w.sha256}
         card["metrics"] = unified_metrics(payload["metadata"])
         card["metric"] = next(k for k in (*HEADLINE, *card["metrics"]) if k in card["metrics"])
+        card["checkpoint"] = str(w.metadata.get("checkpoint") or payload["metadata"].get("checkpoint") or "not recorded")
         card["module_kwargs"] = recipe_kwargs(card["config"])
         net = zoo.create_model(name, pretrained=True, check_inputs=False)
     else:
-        for key in ("arch_kwargs", "weights", "metrics", "metric", "module_kwargs"):
+        for key in ("arch_kwargs", "weights", "metrics", "metric", "checkpoint", "module_kwargs"):
             card.pop(key, None)
         net = zoo.create_model(name)
     entry = zoo.get_entry(name)

@@ -86,6 +86,8 @@ def test_weighted_card_matches_the_shipped_file(name):
     assert cfg["arch_kwargs"] == payload["arch_kwargs"]
     assert cfg["weights"]["sha256"] == zoo.get_entry(name).weights.sha256 == hub.sha256_file(hub.PACKAGE_DIR / cfg["weights"]["file"])
     assert cfg["metrics"] == unified_metrics(payload["metadata"]) and cfg["metric"] in cfg["metrics"]
+    recorded = zoo.get_entry(name).weights.metadata.get("checkpoint") or payload["metadata"].get("checkpoint")
+    assert cfg["checkpoint"] == (recorded or "not recorded")
     init_args = yaml.safe_load((ROOT / cfg["config"]).read_text())["model"]["init_args"]
     assert zoo.get_entry(name).module_kwargs == init_args
 

@@ -1,0 +1,70 @@
+"""README.md: short, and its model table is the one tools/model_table.py generates from the registry."""
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+import zoo
+from zoo import hub
+from zoo.registry import unified_metrics
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location("model_table", ROOT / "tools" / "model_table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _rows() -> list[list[str]]:
+    block = README.split("model-table:start", 1)[1].split("model-table:end", 1)[0]
+    return [[c.strip() for c in line.strip("|").split(" | ")] for line in block.splitlines()[3:] if line.startswith("| `")]
+
+
+def test_readme_is_short():
+    assert len(README.splitlines()) <= 200
+
+
+def test_model_table_is_the_generated_one():
+    assert _tool().render(README) == README, "README.md's model table is stale: run python tools/model_table.py"
+
+
+def test_table_covers_every_registered_model_once_per_paper():
+    by_paper: dict[str, set[str]] = {}
+    for name in zoo.list_models():
+        by_paper.setdefault(zoo.get_entry(name).paper, set()).add(name)
+    rows = _rows()
+    assert len(rows) == len(by_paper)
+    for models, paper, *_ in rows:
+        names = set(re.findall(r"`([a-z0-9_]+)`\*?", models))
+        group = next(g for p, g in by_paper.items() if f"[{p}]" in paper)
+        more = re.search(r"and (\d+) more", models)
+        assert names <= group and len(names) + (int(more.group(1)) if more else 0) == len(group)
+        for name in group:
+            if zoo.get_entry(name).weights is not None:
+                assert f"`{name}`*" in models
+
+
+def test_table_results_are_the_shipped_files_numbers_and_commands_exist():
+    for models, _, _, result, command in _rows():
+        weighted = [n for n in re.findall(r"`([a-z0-9_]+)`\*", models)]
+        metadata = {}
+        for name in weighted:
+            w = zoo.get_entry(name).weights
+            metadata.update(unified_metrics(hub.load_state(str(hub.PACKAGE_DIR / w.path), sha256=w.sha256)["metadata"]))
+        pairs = re.findall(r"((?:test|val)/[\w@.]+) (-?[\d.]+)", result)
+        assert pairs, result
+        for key, value in pairs:
+            assert abs(float(value) - metadata[key]) <= 0.5 * 10 ** -(len(value.split(".")[-1])), (key, value)
+        for config in re.findall(r"configs/[\w/]+\.yaml", command):
+            assert (ROOT / config).is_file(), config
+
+
+def test_readme_links_resolve():
+    for target in re.findall(r"\]\(([^)#]+)\)", README):
+        if not target.startswith("http"):
+            assert (ROOT / target).exists(), target
