@@ -17,6 +17,8 @@ from zoo.meshrec.losses import vertex_set_chamfer
 from zoo.meshrec.module import RLTriMeshModule
 from zoo.meshrec.rl import triangulation_reward
 
+from tests.conftest import faithful_report
+
 NET = {"in_chans": 1, "encoder_widths": [16, 32, 64, 128], "num_vertices": 96, "vgn_hidden": [256, 256], "k": 8,
        "refine_stages": 2, "refine_hidden": 64, "num_graphconv": 3, "offset_scale": 0.1}
 TEMPLATE = {"in_chans": 1, "encoder_widths": [16, 32, 64, 128], "template_level": 2, "template_scale": 0.5,
@@ -105,24 +107,29 @@ def _test_metrics(module, data) -> dict[str, float]:
 
 @pytest.mark.faithful
 @pytest.mark.timeout(400)
-def test_faithful_small_scale_check():
-    torch.set_num_threads(1)
+def test_faithful_small_scale_check(faithful_seed):
+    s = faithful_seed
     start = time.time()
-    train, test = ProceduralShapes(96, seed=0), ProceduralShapes(24, seed=1, split="test", return_mesh=True)
-    L.seed_everything(0)
+    train = ProceduralShapes(96, seed=2 * s)
+    test = ProceduralShapes(24, seed=2 * s + 1, split="test", return_mesh=True)
+    L.seed_everything(s)
     module = RLTriMeshModule(stage="vgn", net_kwargs=NET, lr=1e-3, policy_lr=1e-3, rl_samples=4,
                              expected_loss_weight=1.0, w_edge=0.1, reward_points=500, loss_points=1000)
     vgn0, reward0 = _vgn_chamfer(module, train), _mean_reward(module, train)
-    _train(module, train, PLAN[:1])
+    _train(module, train, PLAN[:1], seed=s)
     vgn1 = _vgn_chamfer(module, train)
     reward_vgn = _mean_reward(module, train)  # trained vertices, untrained policy
-    _train(module, train, PLAN[1:])
+    _train(module, train, PLAN[1:], seed=s)
     vgn_end, reward_end = _vgn_chamfer(module, train), _mean_reward(module, train)
     rl = _test_metrics(module, test)
-    L.seed_everything(0)
+    L.seed_everything(s)
     template = RLTriMeshModule(pipeline="template", net_kwargs=TEMPLATE, lr=1e-3, w_edge=0.1, loss_points=1000)
-    _train(template, train, [("refiner", PLAN[2][1] + PLAN[3][1])])
+    _train(template, train, [("refiner", PLAN[2][1] + PLAN[3][1])], seed=s)
     tpl = _test_metrics(template, test)
+    faithful_report("meshrec", s, vgn_cd_ratio=vgn1 / vgn0, reward_ratio=abs(reward_end) / abs(reward0),
+                    decoded_over_vertices=rl["cd_stage0"] / rl["cd_vertices"], cd_stage2=1e3 * rl["cd_stage2"],
+                    template_cd_stage2=1e3 * tpl["cd_stage2"], max_faces_per_edge=rl["max_faces_per_edge"],
+                    euler=rl["euler"])
     print(f"\n[faithful meshrec] {time.time() - start:.0f}s  VGN train CD {vgn0:.4f} -> {vgn1:.4f} (end {vgn_end:.4f});"
           f" reward {reward0:.3f} -> {reward_vgn:.3f} (VGN trained) -> {reward_end:.3f};"
           f" test CDx1e3 vertices {1e3 * rl['cd_vertices']:.1f} decoded {1e3 * rl['cd_stage0']:.1f}"
