@@ -5,6 +5,8 @@ import importlib.util
 import re
 from pathlib import Path
 
+import pytest
+
 import zoo
 from zoo import hub
 from zoo.registry import unified_metrics
@@ -56,7 +58,7 @@ def test_table_results_are_the_shipped_files_numbers_and_commands_exist():
         for name in weighted:
             w = zoo.get_entry(name).weights
             metadata.update(unified_metrics(hub.load_state(str(hub.PACKAGE_DIR / w.path), sha256=w.sha256)["metadata"]))
-        pairs = re.findall(r"((?:test|val)/[\w@.]+) (-?[\d.]+)", result)
+        pairs = re.findall(r"((?:test|val)/[\w@.]+) (-?[\d.]+)", result.split("; the command prints")[0])
         assert pairs, result
         for key, value in pairs:
             assert abs(float(value) - metadata[key]) <= 0.5 * 10 ** -(len(value.split(".")[-1])), (key, value)
@@ -68,3 +70,15 @@ def test_readme_links_resolve():
     for target in re.findall(r"\]\(([^)#]+)\)", README):
         if not target.startswith("http"):
             assert (ROOT / target).exists(), target
+
+
+@pytest.mark.slow
+def test_the_printed_number_in_the_table_is_what_the_command_prints(quickstart_run):
+    """The quickstart row's 'the command prints' value against the suite's own `zoo fit` run, within its margin."""
+    from conftest import last_metric
+
+    fit = zoo.get_entry("quickstart_cnn").cfg["fit_printed"]
+    row = next(r for r in _rows() if "`quickstart_cnn`*" in r[0])
+    assert fit["command"] in row[4] and f"prints test/acc {fit['metrics']['test/acc']:.4g}" in row[3]
+    measured = last_metric(quickstart_run / "csv", "test/acc")
+    assert abs(measured - fit["metrics"]["test/acc"]) <= fit["margin"], measured

@@ -50,7 +50,12 @@ def _result(name: str, card: dict[str, Any]) -> str:
     keys = TABLE_METRICS.get(name, (card["metric"],))
     values = ", ".join(f"{k} {card['metrics'][k]:.4g}{UNITS.get(k, '')}" for k in keys)
     checkpoint = "checkpoint not recorded" if card["checkpoint"] == "not recorded" else card["checkpoint"]
-    return f"{values} ({checkpoint})"
+    text = f"{values} ({checkpoint})"
+    fit = card.get("fit_printed")
+    if fit:  # what the command itself prints, measured and checked by the suite
+        printed = ", ".join(f"{k} {v:.4g}{UNITS.get(k, '')}" for k, v in fit["metrics"].items())
+        text += f"; the command prints {printed} ± {fit['margin']} ({fit['checkpoint']})"
+    return text
 
 
 def rows() -> list[list[str]]:
