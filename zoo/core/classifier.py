@@ -87,10 +87,12 @@ class ClassifierModule(pl.LightningModule):
         loss = self.loss(logits, y)
         on_step = stage == "train"
         self.log(f"{stage}/loss", loss, on_step=on_step, on_epoch=True, prog_bar=True, sync_dist=True)
-        self.metrics[f"{stage}_acc"](logits, y)
+        # update(), not forward(): accuracy is logged per epoch only, and forward() also computes a per-batch value
+        # (a second metric state, reduced and merged every step), a third of the metric's cost per training step
+        self.metrics[f"{stage}_acc"].update(logits, y)
         self.log(f"{stage}/acc", self.metrics[f"{stage}_acc"], on_step=False, on_epoch=True, prog_bar=True)
         if stage != "train":
-            self.metrics[f"{stage}_acc_top5"](logits, y)
+            self.metrics[f"{stage}_acc_top5"].update(logits, y)
             self.log(f"{stage}/acc_top5", self.metrics[f"{stage}_acc_top5"], on_step=False, on_epoch=True)
         self.on_batch_logits(stage, logits, y)
         return loss
