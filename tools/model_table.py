@@ -54,7 +54,8 @@ def _result(name: str, card: dict[str, Any]) -> str:
     fit = card.get("fit_printed")
     if fit:  # what the command itself prints, measured and checked by the suite
         printed = ", ".join(f"{k} {v:.4g}{UNITS.get(k, '')}" for k, v in fit["metrics"].items())
-        text += f"; the command prints {printed} ± {fit['margin']} ({fit['checkpoint']})"
+        spread = f" ± {fit['margin']}" if fit.get("margin") else " (one run)"
+        text += f"; the command prints {printed}{spread} ({fit['checkpoint']})"
     return text
 
 
