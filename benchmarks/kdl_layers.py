@@ -33,22 +33,29 @@ def _step(module: nn.Module, x: torch.Tensor, backward: bool, dtype: torch.dtype
         out.float().sum().backward()
 
 
+def bench_clock(device_type: str):
+    """Process CPU time for a one-thread CPU run (a shared machine's other jobs then cost nothing but cache),
+    wall time otherwise."""
+    return time.process_time if device_type == "cpu" and torch.get_num_threads() == 1 else time.perf_counter
+
+
 def time_group(modules: list[nn.Module], x: torch.Tensor, warmup: int, repeats: int, amp: str | None
                ) -> list[tuple[float, float]]:
     """(forward, forward+backward) seconds per module: the minimum over ``repeats`` rounds, each round timing
     every module once in turn, so load from other processes on a shared machine hits all rows alike."""
     sync = torch.cuda.synchronize if x.is_cuda else (lambda: None)
+    clock = bench_clock(x.device.type)
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp or "")
     xg = x.detach().requires_grad_(True)
     best = [[float("inf"), float("inf")] for _ in modules]
     for r in range(warmup + repeats):
         for i, module in enumerate(modules):
             for j, backward in enumerate((False, True)):
-                start = time.perf_counter()
+                start = clock()
                 _step(module, xg if backward else x, backward, dtype)
                 sync()
                 if r >= warmup:
-                    best[i][j] = min(best[i][j], time.perf_counter() - start)
+                    best[i][j] = min(best[i][j], clock() - start)
     for module in modules:
         module.zero_grad(set_to_none=True)
     return [(f, b) for f, b in best]
@@ -102,7 +109,8 @@ def main(argv: list[str] | None = None) -> None:
     gpu = args.device.startswith("cuda")
     args.batch = args.batch or (256 if gpu else 64)
     args.conv_batch = args.conv_batch or (64 if gpu else 2)
-    print(f"device={args.device} amp={args.amp} threads={torch.get_num_threads()}")
+    clock = "process CPU time" if bench_clock(args.device) is time.process_time else "wall time"
+    print(f"device={args.device} amp={args.amp} threads={torch.get_num_threads()} clock={clock}")
     print("| layer group | layer | fwd ms | fwd ratio | fwd+bwd ms | fwd+bwd ratio |\n|---|---|---|---|---|---|")
     groups: dict[str, list[tuple[str, Callable[[], nn.Module], tuple[int, ...]]]] = {}
     for group, name, factory, shape in rows(args):

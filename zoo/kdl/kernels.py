@@ -204,15 +204,22 @@ class KernelConv2d(nn.Conv2d):
             if kind in ("poly", "sigmoid"):  # k(x.w + c): c folded into the convolution's bias
                 c = self._unit("c")
                 z = self._conv_forward(x32, w32, c if inner is None else c + inner)
-                y = torch.tanh(z) if kind == "sigmoid" else (z * z if self.kfn.degree == 2 else z.pow(self.kfn.degree))
+                saved = torch.is_grad_enabled() and z.requires_grad  # the op's backward needs z: no in-place
+                if kind == "sigmoid":
+                    y = torch.tanh(z) if saved else z.tanh_()
+                elif self.kfn.degree == 2:
+                    y = z * z if saved else z.mul_(z)
+                else:
+                    y = z.pow(self.kfn.degree) if saved else z.pow_(self.kfn.degree)
             else:  # distance kernels: -||x - w||^2 * a = a (2 x.w - ||w||^2) - a ||x||^2, one conv + one subtraction
                 w_sq = w32.pow(2).flatten(1).sum(1)
                 a = self._unit("log_gamma").exp() if kind == "gauss" else self._unit("log_sigma").exp().pow(-2)
                 z = self._conv_forward(x32, w32 * (2 * a).view(-1, 1, 1, 1), -a * w_sq)
-                z = z - self._per_channel(self.patch_sq_norm(x32), a)  # = -a ||x - w||^2 up to rounding
+                # in place: the conv's backward does not need its output, nor a subtraction's its operands
+                z = z.sub_(self._per_channel(self.patch_sq_norm(x32), a))  # = -a ||x - w||^2 up to rounding
                 # Gaussian: no clamp at distance 0 (its backward costed as much as the rest of the kernel op); a
                 # rounding-negative distance gives exp(+1e-6) = 1 + 1e-6. Cauchy keeps it: 1 / (1 - z) has a pole.
-                y = torch.exp(z) if kind == "gauss" else 1.0 / (1.0 - z.clamp_max(0.0))
+                y = z.exp_() if kind == "gauss" else 1.0 / (1.0 - z.clamp_max(0.0))
             if b32 is not None and not self.bias_inside:
                 y = y + b32.view(1, -1, 1, 1)
             return y
