@@ -1,4 +1,5 @@
-"""Write notebooks/quickstart.ipynb (kept as code so the notebook's source is reviewable)."""
+"""Write notebooks/quickstart.ipynb (kept as code so the notebook's source is reviewable), then store it with its
+outputs through tools/run_notebooks.py (tests/test_notebooks.py expects the stored copy to hold them)."""
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
@@ -30,3 +31,8 @@ cells = [
 ]
 nb = new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
 nbformat.write(nb, "notebooks/quickstart.ipynb")
+
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+subprocess.run([sys.executable, "tools/run_notebooks.py", "notebooks/quickstart.ipynb"], check=True)
