@@ -1,0 +1,10 @@
+"""Alphazzle (manual optimisation, MCTS in evaluation) on 2 CPU processes (gloo): identical weights on both ranks after the steps, test metrics reduced over the
+global test set, validation without deadlock (issue 13.3)."""
+import pytest
+from ddp_checks import check_ddp_run
+
+
+@pytest.mark.slow
+def test_tiny_config_under_ddp_keeps_ranks_in_sync_and_reduces_metrics(tmp_path):
+    check_ddp_run("configs/alphazzle/tiny.yaml", tmp_path, metrics={"test/frag_acc"}, extra=["--model.init_args.num_simulations", "16"],
+                  strategy="ddp_find_unused_parameters_true")  # P and V steps each leave the other head unused
