@@ -50,6 +50,7 @@ def eager(net: nn.Module, device: str) -> Backend:
 
 
 def compiled(net: nn.Module, device: str) -> Backend:
+    torch._dynamo.reset()  # every model is a fresh compile (their wrappers share one forward: no recompile limit)
     try:
         fn = torch.compile(net.to(device).eval(), dynamic=False)
     except Exception as err:  # noqa: BLE001
