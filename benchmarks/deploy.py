@@ -12,6 +12,7 @@ and capped at ``--cell-seconds``.
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import statistics
 import sys
@@ -65,7 +66,8 @@ def onnxruntime_backend(net: nn.Module, shapes, device: str, workdir: Path, tag:
         return Backend(None, "onnxruntime not installed (pip install 'ibisc-zoo[export]')")
     example = tuple(torch.rand(2, *s) for s in shapes)
     try:
-        path = export(net.cpu().eval(), example, "onnx", workdir / f"{tag}.onnx", label=tag)
+        cpu_net = copy.deepcopy(net).cpu().eval()  # the eager backend keeps its device
+        path = export(cpu_net, example, "onnx", workdir / f"{tag}.onnx", label=tag)
     except Exception as err:  # noqa: BLE001
         return Backend(None, f"export: {str(err)[:80]}")
     opts = ort.SessionOptions()
