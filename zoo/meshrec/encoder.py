@@ -46,7 +46,17 @@ class ImageEncoder(nn.Module):
         elif kind in ("resnet50", "resnet18"):
             import torchvision
 
-            weights = "DEFAULT" if pretrained else None  # pretrained needs the torchvision cache (no network here)
+            weights = None
+            if pretrained:  # read from the torchvision cache only: a missing file is named now, not a URL error later
+                import os
+
+                weights = torchvision.models.get_model_weights(kind).DEFAULT
+                cached = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(weights.url))
+                if not os.path.isfile(cached):
+                    raise FileNotFoundError(
+                        f"pretrained_backbone: the ImageNet weights of {kind} ({weights}) are not in the torchvision "
+                        f"cache, expected {cached}. Nothing is downloaded here: copy the file from a machine with "
+                        f"network (torchvision saves it there) or set pretrained_backbone: false.")
             net = getattr(torchvision.models, kind)(weights=weights)
             if in_chans != 3:
                 net.conv1 = nn.Conv2d(in_chans, 64, 7, stride=2, padding=3, bias=False)
