@@ -52,8 +52,9 @@ def make_meta_album(root: Path, code: str = "BCT", classes: int = 20, per_class:
     return root
 
 
-def make_imagenet(root: Path, classes: int = 2, per_class: int = 4) -> Path:
-    """ILSVRC2012 in the ImageFolder layout (train/<wnid>/*.JPEG, val/<wnid>/*.JPEG), real-size-ish JPEGs."""
+def make_imagenet(root: Path, classes: int = 2, per_class: int = 16) -> Path:
+    """ILSVRC2012 in the ImageFolder layout (train/<wnid>/*.JPEG, val/<wnid>/*.JPEG), real-size-ish JPEGs; enough
+    that the NASiam searches (a quarter of the images, halved) still fill two batches of two."""
     rng = np.random.default_rng(0)
     for split in ("train", "val"):
         for k in range(classes):
@@ -131,6 +132,20 @@ def fake_timm_resnet152(cache: Path, tag: str = "resnet152.a1h_in1k") -> Path:
     return cache
 
 
+def fake_torchvision_weights(torch_home: Path, arch: str = "resnet50") -> Path:
+    """A seeded random ``arch`` state dict where torchvision caches its DEFAULT ImageNet weights (``$TORCH_HOME``)."""
+    import os
+
+    import torchvision
+
+    url = torchvision.models.get_model_weights(arch).DEFAULT.url
+    folder = torch_home / "hub" / "checkpoints"
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    torch.save(getattr(torchvision.models, arch)().state_dict(), folder / os.path.basename(url))
+    return torch_home
+
+
 def build(class_path: str, root: Path) -> dict[str, str]:
     """Write the tiny copy that ``class_path`` reads under ``root``; return its ``data.init_args`` path overrides."""
     name = class_path.rsplit(".", 1)[-1]
@@ -149,7 +164,7 @@ def build(class_path: str, root: Path) -> dict[str, str]:
         writers("fer").make_rafdb(root, n_train=6, n_test=4)
         return {"data_dir": str(root / "basic")}
     if name == "ExpWDataModule":
-        writers("fer").make_expw(root, n_images=12)
+        writers("fer").make_expw(root, n_images=40)  # 10 % of 40 faces test
         return {"data_dir": str(root)}
     if name == "ImageNetDataModule":
         return {"data_dir": str(make_imagenet(root))}

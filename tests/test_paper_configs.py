@@ -1,0 +1,260 @@
+"""Every config under configs/ runs ``fit`` for two steps and ``test`` on CPU at its real network and input size, on a
+tiny copy of its dataset's real format; the same runs in bf16 autocast give finite losses; every checkpoint a run
+writes reloads in a fresh process with ``load_from_checkpoint(weights_only=True)`` and ``zoo.load`` (issues 13.1,
+13.2, 19.1).
+
+Cases are found by globbing: each full config alone, each overlay after the first composition its header names
+(``# composes with:``; every composition is parsed in tests/test_overlays.py), and each chain below, whose second
+step reads what the first one wrote. Only hardware, batch sizes, workers and run length change on the command line
+(the data paths point at the copies). Runs are in-process, through ``ZooCLI`` itself, with the logger off.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+import fixtures_formats
+from tests.conftest import ROOT
+from tests.test_overlays import composes_with, is_overlay
+
+pytestmark = pytest.mark.slow
+CONFIGS = ROOT / "configs"
+HARDWARE_OVERLAYS = {"trainer"}  # configs/trainer/*: hardware only, replaced by this test's own hardware flags
+# step two of a pipeline -> (step one, the flags that point step two at what step one wrote; {run} = its folder)
+CHAINS = {
+    "darts/paper_eval.yaml": ("darts/paper.yaml", ["--model.init_args.genotype", "{run}/genotypes/genotype.json"]),
+    "d_darts/paper_eval.yaml": ("d_darts/paper.yaml", ["--model.init_args.genotype", "{run}/genotypes/genotype.json"]),
+    "nasiam/linear_simsiam.yaml": ("nasiam/pretrain_simsiam.yaml", ["--model.init_args.source", "{run}"]),
+    "nasiam/linear_moco.yaml": ("nasiam/pretrain_moco.yaml", ["--model.init_args.source", "{run}"]),
+    "nasiam/linear_simclr.yaml": ("nasiam/pretrain_simclr.yaml", ["--model.init_args.source", "{run}"]),
+    "nasiam/linear_imagenet.yaml": ("nasiam/pretrain_simsiam_imagenet.yaml", ["--model.init_args.source", "{run}"]),
+    "robust_pruning/paper.yaml": ("robust_pruning/dense.yaml",
+                                  ["--model.init_args.init_weights", "{run}/checkpoints/last.ckpt"]),
+    "alphazzle/finetune.yaml": ("alphazzle/tiny.yaml", ["--model.init_args.init_weights", "{run}/checkpoints/last.ckpt"]),
+}
+# configs that cannot run without step one (they read its outputs); every other step two also runs alone
+NEEDS_UPSTREAM = {"nasiam/linear_simsiam.yaml", "nasiam/linear_moco.yaml", "nasiam/linear_simclr.yaml",
+                  "nasiam/linear_imagenet.yaml", "robust_pruning/paper.yaml"}
+
+
+def _rel(path: Path) -> str:
+    return path.relative_to(CONFIGS).as_posix()
+
+
+@dataclass
+class Case:
+    configs: list[Path]
+    upstream: str | None = None  # id of the case whose run folder step two reads
+    flags: list[str] = field(default_factory=list)
+
+    @property
+    def id(self) -> str:
+        return " + ".join(_rel(p) for p in self.configs) + (f" after {self.upstream}" if self.upstream else "")
+
+
+def _cases() -> list[Case]:
+    cases: dict[str, Case] = {}
+    for path in sorted(CONFIGS.rglob("*.yaml")):
+        rel = _rel(path)
+        if rel.split("/")[0] in HARDWARE_OVERLAYS:
+            continue
+        if not is_overlay(path):
+            if rel not in NEEDS_UPSTREAM:
+                cases.setdefault(rel, Case([path]))
+            continue
+        chain = composes_with(path)[0]
+        base = _rel(chain[0])
+        case = Case([*chain, path], *(CHAINS[base] if base in NEEDS_UPSTREAM else (None, [])))
+        cases[case.id] = case
+    for rel, (first, flags) in CHAINS.items():
+        step_two = [CONFIGS / rel] if not is_overlay(CONFIGS / rel) else [*composes_with(CONFIGS / rel)[0],
+                                                                           CONFIGS / rel]
+        case = Case(step_two, upstream=first, flags=flags)
+        if len(step_two) > 1:  # an overlay that needs its base's weights runs only after the base
+            cases.pop(" + ".join(_rel(p) for p in step_two), None)
+        cases[case.id] = case
+    return list(cases.values())
+
+
+CASES = _cases()
+BY_ID = {c.id: c for c in CASES}
+
+
+def _merged(configs: list[Path]) -> dict:
+    """The YAMLs deep-merged in order (a new ``class_path`` drops the old ``init_args``), enough to find classes."""
+    def merge(a, b):
+        if not (isinstance(a, dict) and isinstance(b, dict)):
+            return b
+        if "class_path" in b and b["class_path"] != a.get("class_path"):
+            return b
+        return {**a, **{k: merge(a.get(k), v) for k, v in b.items()}}
+
+    out: dict = {}
+    for p in configs:
+        out = merge(out, yaml.safe_load(p.read_text()) or {})
+    return out
+
+
+def data_target(cfg: dict) -> tuple[str, str, dict]:
+    """(flag prefix of the datamodule that reads files, its class path, its init_args); follows wrappers."""
+    prefix, spec = "data", cfg["data"]
+    while isinstance((spec.get("init_args") or {}).get("datamodule"), dict):
+        prefix, spec = f"{prefix}.init_args.datamodule", spec["init_args"]["datamodule"]
+    return f"{prefix}.init_args", spec["class_path"], spec.get("init_args") or {}
+
+
+@pytest.fixture(scope="session")
+def data_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("formats")
+
+
+_BUILT: dict[str, dict[str, str]] = {}
+_RUNS: dict[tuple[str, bool], "Run"] = {}
+
+
+@dataclass
+class Run:
+    folder: Path
+    metrics: dict[str, float]
+    params: int
+    checkpoints: list[Path]
+
+
+def command_line(case: Case, data_root: Path, folder: Path, bf16: bool) -> list[str]:
+    cfg = _merged(case.configs)
+    prefix, class_path, init = data_target(cfg)
+    if class_path not in _BUILT:
+        _BUILT[class_path] = fixtures_formats.build(class_path, data_root / class_path.rsplit(".", 1)[-1])
+    args = [*[a for p in case.configs for a in ("--config", str(p))]]
+    for key, value in _BUILT[class_path].items():
+        args += [f"--{prefix}.{key}", value]
+    for key in ("batch_size", "mix_batch_size"):  # batch sizes
+        if key in init or key == "batch_size":
+            args += [f"--{prefix}.{key}", "2"]
+    args += [f"--{prefix}.num_workers", "0"]
+    args += ["--trainer.accelerator", "cpu", "--trainer.devices", "1", "--trainer.strategy", "auto",  # hardware
+             "--trainer.num_nodes", "1", "--trainer.logger", "false", "--trainer.enable_progress_bar", "false",
+             "--trainer.enable_model_summary", "false", "--trainer.default_root_dir", str(folder),
+             "--trainer.max_epochs", "1", "--trainer.max_steps", "2", "--trainer.limit_train_batches", "2",  # length
+             "--trainer.limit_val_batches", "0" if bf16 else "1", "--trainer.limit_test_batches", "1",
+             "--trainer.check_val_every_n_epoch", "1", "--trainer.val_check_interval", "1.0"]
+    if bf16:
+        args += ["--trainer.precision", "bf16-mixed"]
+    model_init = (cfg.get("model") or {}).get("init_args") or {}
+    if str(model_init.get("source", "")).startswith("timm:") and "HF_HUB_CACHE" not in _BUILT:
+        # the source weights come from the local timm cache: a seeded random ResNet152 stands in for them
+        _BUILT["HF_HUB_CACHE"] = {"path": str(fixtures_formats.fake_timm_resnet152(data_root / "hf_hub",
+                                                                               model_init["source"][5:]))}
+        os.environ["HF_HUB_CACHE"] = _BUILT["HF_HUB_CACHE"]["path"]
+    net_init = model_init.get("net_kwargs") or {}
+    if (model_init.get("pretrained_backbone") or net_init.get("pretrained_backbone")) and "TORCH_HOME" not in _BUILT:
+        # ImageNet encoder weights come from the torchvision cache: seeded random weights stand in for them
+        arch = model_init.get("encoder") or net_init.get("encoder") or "resnet50"
+        _BUILT["TORCH_HOME"] = {"path": str(fixtures_formats.fake_torchvision_weights(data_root / "torch_home", arch))}
+        os.environ["TORCH_HOME"] = _BUILT["TORCH_HOME"]["path"]
+    if "num_simulations" in model_init:  # MCTS playouts per move are run length, like steps
+        args += ["--model.init_args.num_simulations", "8"]
+    if case.upstream:
+        first = run_case(BY_ID[case.upstream] if case.upstream in BY_ID else Case([CONFIGS / case.upstream]),
+                         data_root, bf16=False)
+        args += [f.format(run=first.folder) for f in case.flags]
+    return args
+
+
+def run_case(case: Case, data_root: Path, bf16: bool) -> Run:
+    """Run ``case`` once per session and precision, in-process through the zoo's CLI."""
+    from lightning.pytorch import LightningDataModule, LightningModule
+
+    from zoo.cli import ZooCLI
+
+    key = (case.id, bf16)
+    if key in _RUNS:
+        return _RUNS[key]
+    folder = data_root.parent / f"run-{len(_RUNS)}{'-bf16' if bf16 else ''}"
+    args = command_line(case, data_root, folder, bf16)
+    cli = ZooCLI(LightningModule, LightningDataModule, subclass_mode_model=True, subclass_mode_data=True,
+                 save_config_kwargs={"overwrite": True}, parser_kwargs={"allow_abbrev": False}, args=args, run=False)
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule)  # what `zoo fit` runs, then its test of the best checkpoint
+    scalars = lambda: {k: float(v) for k, v in cli.trainer.callback_metrics.items()  # noqa: E731
+                       if torch.is_tensor(v) and v.numel() == 1}
+    metrics = scalars()
+    if cli.config.get("test_after_fit", True) and not bf16:
+        best = getattr(cli.trainer.checkpoint_callback, "best_model_path", "") or None
+        cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=best)
+        metrics.update(scalars())
+    run = Run(folder, metrics, sum(p.numel() for p in cli.model.parameters()),
+              sorted((folder / "checkpoints").glob("*.ckpt")))
+    _RUNS[key] = run
+    return run
+
+
+def _losses(metrics: dict[str, float]) -> dict[str, float]:
+    return {k: v for k, v in metrics.items() if "loss" in k.split("/")[-1]}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_config_fits_two_steps_and_tests(case, data_root):
+    run = run_case(case, data_root, bf16=False)
+    losses = _losses(run.metrics)
+    assert losses, f"{case.id}: no loss among the logged metrics {sorted(run.metrics)}"
+    bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
+    assert not bad, f"{case.id}: non-finite losses {bad}"
+    assert (run.folder / "checkpoints" / "last.ckpt").is_file(), f"{case.id}: no last.ckpt in {run.folder}"
+    if all(yaml.safe_load(p.read_text()).get("test_after_fit", True) is not False for p in case.configs):
+        assert any(k.startswith("test/") for k in run.metrics), f"{case.id}: test logged nothing: {sorted(run.metrics)}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_config_trains_under_bf16_autocast(case, data_root):
+    run = run_case(case, data_root, bf16=True)
+    losses = _losses(run.metrics)
+    assert losses, f"{case.id} (bf16-mixed): no loss among the logged metrics {sorted(run.metrics)}"
+    bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
+    assert not bad, f"{case.id} (bf16-mixed): non-finite losses {bad}"
+
+
+RELOAD = """
+import json, sys, torch, importlib
+import zoo
+jobs = json.loads(sys.argv[1])
+failures = []
+for job in jobs:
+    for path in job["checkpoints"]:
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+            module_name, _, name = payload["hyper_parameters"]["_class_path"].rpartition(".")
+            cls = getattr(importlib.import_module(module_name), name)
+            module = cls.load_from_checkpoint(path, map_location="cpu", weights_only=True)
+            n = sum(p.numel() for p in module.parameters())
+            assert n == job["params"], f"{n} parameters after reload, {job['params']} at the end of fit"
+            state = module.state_dict()
+            diff = [k for k, v in payload["state_dict"].items() if not torch.equal(state[k].cpu(), v)]
+            assert not diff, f"tensors differ after reload: {diff[:5]}"
+            net = zoo.load(path)
+            assert isinstance(net, torch.nn.Module) and not net.training
+        except Exception as err:
+            failures.append(f"{job['case']}: {path}: {type(err).__name__}: {str(err)[:300]}")
+print(json.dumps(failures))
+"""
+
+
+def test_every_checkpoint_reloads_in_a_fresh_process(data_root):
+    jobs = []
+    for case in CASES:
+        run = run_case(case, data_root, bf16=False)
+        assert run.checkpoints, f"{case.id}: no checkpoint written under {run.folder}"
+        jobs.append({"case": case.id, "params": run.params, "checkpoints": [str(p) for p in run.checkpoints]})
+    proc = subprocess.run([sys.executable, "-c", RELOAD, json.dumps(jobs)], cwd=ROOT, capture_output=True, text=True,
+                          timeout=900, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    failures = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert not failures, "\n".join(failures)
