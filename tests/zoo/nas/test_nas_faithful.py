@@ -7,7 +7,6 @@ import math
 
 import lightning.pytorch as pl
 import pytest
-import torch
 
 from zoo.nas.genotype import NestedGenotype
 
