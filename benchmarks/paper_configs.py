@@ -76,9 +76,10 @@ def measure(rel: str, device: str, steps: int, warmup: int, data_root: Path) -> 
     prefix, class_path, init = data_target(cfg)
     batch_size = int(init.get("batch_size", 2))
     args = ["--config", str(ROOT / "configs" / rel), f"--{prefix}.num_workers", "0"]
-    folder = data_root / class_path.rsplit(".", 1)[-1]
+    val_size = int(init.get("val_size") or 0)
+    folder = data_root / f"{class_path.rsplit('.', 1)[-1]}-{val_size}"
     done = folder / "overrides.json"  # built by an earlier config's process
-    overrides = json.loads(done.read_text()) if done.is_file() else fixtures_formats.build(class_path, folder)
+    overrides = json.loads(done.read_text()) if done.is_file() else fixtures_formats.build(class_path, folder, val_size)
     done.write_text(json.dumps(overrides))
     for key, value in overrides.items():
         args += [f"--{prefix}.{key}", value]

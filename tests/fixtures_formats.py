@@ -66,10 +66,10 @@ def make_imagenet(root: Path, classes: int = 2, per_class: int = 16) -> Path:
     return root
 
 
-def make_svhn(root: Path) -> Path:
+def make_svhn(root: Path, n_train: int) -> Path:
     root.mkdir(parents=True)
     w = writers("svhn")
-    w._write(root / "train_32x32.mat", 5004, 0)
+    w._write(root / "train_32x32.mat", n_train, 0)
     w._write(root / "test_32x32.mat", 6, 1)
     return root
 
@@ -104,8 +104,8 @@ def make_3dhp(root: Path, subjects: int = 8, cameras: int = 9, sequences: int = 
     return root
 
 
-def make_tiny_imagenet(root: Path, per_class: int = 3336) -> Path:
-    """The Tiny ImageNet release layout with more training images than the paper's val_size of 10,000: four
+def make_tiny_imagenet(root: Path, per_class: int) -> Path:
+    """The Tiny ImageNet release layout with ``per_class`` training images a class (above val_size): four
     written images a class, the rest hard links to them (the loader reads files, not their contents' identity)."""
     import os
 
@@ -146,16 +146,18 @@ def fake_torchvision_weights(torch_home: Path, arch: str = "resnet50") -> Path:
     return torch_home
 
 
-def build(class_path: str, root: Path) -> dict[str, str]:
-    """Write the tiny copy that ``class_path`` reads under ``root``; return its ``data.init_args`` path overrides."""
+def build(class_path: str, root: Path, val_size: int = 0) -> dict[str, str]:
+    """Write the tiny copy that ``class_path`` reads under ``root``, with more training images than a config's
+    ``val_size`` carves out; return its ``data.init_args`` path overrides."""
+    n = val_size + 4
     name = class_path.rsplit(".", 1)[-1]
     root.mkdir(parents=True, exist_ok=True)
     if name == "CIFAR10DataModule":
-        return {"data_dir": str(writers("cifar").make_cifar10(root, n_per_batch=1001, n_test=4))}
+        return {"data_dir": str(writers("cifar").make_cifar10(root, n_per_batch=-(-n // 5), n_test=4))}
     if name == "CIFAR100DataModule":
-        return {"data_dir": str(writers("cifar").make_cifar100(root, n_train=5004, n_test=4))}
+        return {"data_dir": str(writers("cifar").make_cifar100(root, n_train=n, n_test=4))}
     if name in ("MNISTDataModule", "FashionMNISTDataModule"):
-        writers("mnist").make_mnist(root / "idx", n_train=5004, n_test=4)
+        writers("mnist").make_mnist(root / "idx", n_train=n, n_test=4)
         return {"data_dir": str(root / "idx")}
     if name == "FER2013DataModule":
         writers("fer").write_fer_csv(root / "fer2013.csv", n_per_usage=4)
@@ -169,9 +171,9 @@ def build(class_path: str, root: Path) -> dict[str, str]:
     if name == "ImageNetDataModule":
         return {"data_dir": str(make_imagenet(root))}
     if name == "TinyImageNetDataModule":
-        return {"data_dir": str(make_tiny_imagenet(root / "tiny-imagenet-200"))}
+        return {"data_dir": str(make_tiny_imagenet(root / "tiny-imagenet-200", max(4, -(-n // 3))))}
     if name == "SVHNDataModule":
-        return {"data_dir": str(make_svhn(root / "svhn"))}
+        return {"data_dir": str(make_svhn(root / "svhn", n))}
     if name == "MetaAlbumDataModule":
         return {"data_dir": str(make_meta_album(root))}
     if name == "FolderPuzzleDataModule":

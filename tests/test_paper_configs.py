@@ -132,10 +132,13 @@ class Run:
 def command_line(case: Case, data_root: Path, folder: Path, bf16: bool) -> list[str]:
     cfg = _merged(case.configs)
     prefix, class_path, init = data_target(cfg)
-    if class_path not in _BUILT:
-        _BUILT[class_path] = fixtures_formats.build(class_path, data_root / class_path.rsplit(".", 1)[-1])
+    val_size = int(init.get("val_size") or 0)
+    built = f"{class_path}-{val_size}"  # one copy per dataset and training-set size (val_size is carved out of it)
+    if built not in _BUILT:
+        _BUILT[built] = fixtures_formats.build(class_path, data_root / f"{class_path.rsplit('.', 1)[-1]}-{val_size}",
+                                               val_size)
     args = [*[a for p in case.configs for a in ("--config", str(p))]]
-    for key, value in _BUILT[class_path].items():
+    for key, value in _BUILT[built].items():
         args += [f"--{prefix}.{key}", value]
     for key in ("batch_size", "mix_batch_size"):  # batch sizes
         if key in init or key == "batch_size":
