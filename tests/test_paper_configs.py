@@ -39,11 +39,17 @@ CHAINS = {
     "nasiam/linear_imagenet.yaml": ("nasiam/pretrain_simsiam_imagenet.yaml", ["--model.init_args.source", "{run}"]),
     "robust_pruning/paper.yaml": ("robust_pruning/dense.yaml",
                                   ["--model.init_args.init_weights", "{run}/checkpoints/last.ckpt"]),
+    "nasiam/pretrain_moco_imagenet.yaml": ("nasiam/search_moco_imagenet.yaml",
+                                           ["--model.init_args.head", "{run}/genotypes/genotype.json"]),
+    "nasiam/pretrain_simclr_imagenet.yaml": ("nasiam/search_simclr_imagenet.yaml",
+                                             ["--model.init_args.head", "{run}/genotypes/genotype.json"]),
+    "nasiam/tiny_linear.yaml": ("nasiam/tiny.yaml", ["--model.init_args.source", "{run}"]),
     "alphazzle/finetune.yaml": ("alphazzle/tiny.yaml", ["--model.init_args.init_weights", "{run}/checkpoints/last.ckpt"]),
 }
 # configs that cannot run without step one (they read its outputs); every other step two also runs alone
 NEEDS_UPSTREAM = {"nasiam/linear_simsiam.yaml", "nasiam/linear_moco.yaml", "nasiam/linear_simclr.yaml",
-                  "nasiam/linear_imagenet.yaml", "robust_pruning/paper.yaml"}
+                  "nasiam/linear_imagenet.yaml", "robust_pruning/paper.yaml", "nasiam/pretrain_moco_imagenet.yaml",
+                  "nasiam/pretrain_simclr_imagenet.yaml", "nasiam/tiny_linear.yaml"}
 
 
 def _rel(path: Path) -> str:
