@@ -210,7 +210,16 @@ def _losses(metrics: dict[str, float]) -> dict[str, float]:
     return {k: v for k, v in metrics.items() if "loss" in k.split("/")[-1]}
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+# found by this test, not fixed yet (reported to the lead): strict, so the mark must go when the cause is fixed
+KNOWN_FAILING = {
+    "kdl/cifar10.yaml + kdl/variants/conv_poly2.yaml": "polynomial kernel convolution: NaN val/test loss after 2 steps",
+    "kdl/cifar10.yaml + kdl/variants/conv_poly3.yaml": "polynomial kernel convolution: NaN val/test loss after 2 steps",
+}
+FP32_PARAMS = [pytest.param(c, id=c.id, marks=[pytest.mark.xfail(strict=True, reason=KNOWN_FAILING[c.id])]
+                            if c.id in KNOWN_FAILING else []) for c in CASES]
+
+
+@pytest.mark.parametrize("case", FP32_PARAMS)
 def test_config_fits_two_steps_and_tests(case, data_root):
     run = run_case(case, data_root, bf16=False)
     losses = _losses(run.metrics)
