@@ -26,7 +26,8 @@ import fixtures_formats
 from tests.conftest import ROOT
 from tests.test_overlays import composes_with, is_overlay
 
-pytestmark = pytest.mark.slow
+# one worker runs the module: the reload test reads the checkpoints the fp32 runs wrote (the _RUNS cache)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("paper_configs")]
 CONFIGS = ROOT / "configs"
 HARDWARE_OVERLAYS = {"trainer"}  # configs/trainer/*: hardware only, replaced by this test's own hardware flags
 # step two of a pipeline -> (step one, the flags that point step two at what step one wrote; {run} = its folder)
