@@ -16,7 +16,6 @@ from datamodules.pix3d import Pix3DDataModule, mask_agreement
 from zoo.core.mesh import ops
 from zoo.core.mesh.render import random_rotation
 
-torch.set_num_threads(1)
 MODELS = {"chair": "model/chair/IKEA_A/model.obj", "table": "model/table/IKEA_B/model.obj"}
 
 

@@ -15,7 +15,6 @@ from PIL import Image
 from datamodules.shapenet import ShapeNetR2N2DataModule, parse_rendering_metadata
 from zoo.core.mesh import ops
 
-torch.set_num_threads(1)
 SIZE = 137
 VIEWS = [(30.0, 20.0, 0.0, 0.8, 25.0), (150.0, 35.0, 0.0, 0.7, 25.0), (260.0, -5.0, 0.0, 0.9, 25.0)]
 

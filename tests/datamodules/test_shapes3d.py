@@ -6,7 +6,6 @@ from datamodules.shapes3d import ProceduralShapes, ProceduralShapesDataModule
 from zoo.core.mesh import ops
 from zoo.core.mesh.metrics import nn_distances
 
-torch.set_num_threads(1)
 
 
 def test_batches_have_the_contract_format_and_meshes_as_lists():

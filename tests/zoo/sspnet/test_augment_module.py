@@ -6,7 +6,6 @@ import torch
 from zoo.sspnet.augment import PA17J_FLIP, PoseAugment
 from zoo.sspnet.module import SSPNetModule, precise_batchnorm
 
-torch.set_num_threads(1)
 
 
 def _dots(uv: torch.Tensor, size: int) -> torch.Tensor:

@@ -5,7 +5,6 @@ import torch
 from zoo.sspnet.layers import SoftArgmaxPose
 from zoo.sspnet.net import SSPNet, sspnet_tiny
 
-torch.set_num_threads(1)
 
 
 def small(**kw):

@@ -7,7 +7,6 @@ import torch
 
 from zoo.core.mesh import metrics, ops
 
-torch.set_num_threads(1)
 
 
 def _cube(offset=(0.0, 0.0, 0.0), size=1.0):

@@ -6,7 +6,6 @@ import torch
 
 from zoo.core.mesh import ops
 
-torch.set_num_threads(1)
 
 
 def _brute_chamfer(x, y):

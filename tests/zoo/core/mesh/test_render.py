@@ -7,7 +7,6 @@ import torch
 from zoo.core.mesh import ops
 from zoo.core.mesh.render import camera_matrix, make_shape, random_rotation, render_mesh, splat
 
-torch.set_num_threads(1)
 
 
 def test_shapes_are_closed_with_the_right_topology_and_size():
