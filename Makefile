@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 TEST_WORKERS ?= 2
 PYTEST := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --durations=15
 
-.PHONY: demo test test-fast install clean benchmark
+.PHONY: demo test test-fast test-paper install clean benchmark
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,10 @@ test: $(STAMP)
 	$(PYTEST)
 
 test-fast: $(STAMP)  # the edit loop: no subprocess training jobs, no faithful checks (under 5 minutes)
-	$(PYTEST) -m "not slow and not faithful"
+	$(PYTEST) -m "not slow and not faithful and not paper_scale"
+
+test-paper: $(STAMP)  # every config at its real size, fp32 + bf16 + reload (needs ~30 GB of free disk)
+	$(PYTEST) -m paper_scale
 
 benchmark: $(STAMP)
 	$(BIN)/python benchmarks/lightning_overhead.py
