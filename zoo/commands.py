@@ -146,7 +146,7 @@ def help_text() -> str:
         "  predict    save a checkpoint's predictions to <default_root_dir>/predictions.pt",
         "  list       the registered models as a table (name, paper, datasets, params, MACs, weights, metric)",
         "  info NAME  one model's card: input config, output, weights, metrics, recipe command",
-        "  export     turn a checkpoint into a zoo weights file (zoo export --help)",
+        "  export     export a network to ONNX, TorchScript or an exported program (zoo export --help)",
         "",
         "`zoo fit --help` lists every option of the Lightning subcommands (Trainer, model, data, checkpoint).",
         "",
