@@ -60,7 +60,8 @@ class DartsEvalModule(ClassifierModule):
         if auto_augment:
             from kornia.augmentation.auto import AutoAugment
 
-            self._auto_aug_holder = (AutoAugment("cifar10").requires_grad_(False),)
+            with torch.device("cpu"):  # its policy reads magnitudes with .item(): never on a meta-device build
+                self._auto_aug_holder = (AutoAugment("cifar10").requires_grad_(False),)
         # LightningCLI records the arguments as given (maybe a file path): store the genotype itself
         self.hparams["genotype"] = genotype
         if getattr(self, "_hparams_initial", None) is not None:
