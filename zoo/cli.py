@@ -133,13 +133,14 @@ class ZooCLI(LightningCLI):
         check_resume_checkpoint(cfg.get("ckpt_path"), cfg.checkpoint.dirpath)
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list) -> Trainer:
+        from callbacks.preflight import Preflight
         from callbacks.profiling import ModelProfile
 
         if config.get("logger") in (None, True):
             root = config.get("default_root_dir") or os.getcwd()
             config["logger"] = default_loggers(root, name=type(self._get(self.config_init, "model")).__name__
                                                if self._get(self.config_init, "model", None) is not None else "run")
-        callbacks = [*callbacks, ModelProfile()]
+        callbacks = [*callbacks, ModelProfile(), Preflight()]
         return super()._instantiate_trainer(config, callbacks)
 
     def before_fit(self) -> None:
