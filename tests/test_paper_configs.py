@@ -217,10 +217,7 @@ def _assert_finite_losses(run: "Run", label: str) -> None:
 
 
 # found by this test, not fixed yet (reported to the lead): strict, so the mark must go when the cause is fixed
-KNOWN_FAILING = {
-    "kdl/cifar10.yaml + kdl/variants/conv_poly2.yaml": "polynomial kernel convolution: NaN val/test loss after 2 steps",
-    "kdl/cifar10.yaml + kdl/variants/conv_poly3.yaml": "polynomial kernel convolution: NaN val/test loss after 2 steps",
-}
+KNOWN_FAILING: dict[str, str] = {}
 FP32_PARAMS = [pytest.param(c, id=c.id, marks=[pytest.mark.xfail(strict=True, reason=KNOWN_FAILING[c.id])]
                             if c.id in KNOWN_FAILING else []) for c in CASES]
 

@@ -150,22 +150,39 @@ class KernelConv2d(nn.Conv2d):
     Same weight/bias as ``nn.Conv2d``; ``kernel="linear"`` is exactly ``nn.Conv2d``. No feature map is
     unfolded: the kernel's scalars are folded into one convolution (see :meth:`forward`) and ||patch||^2 is
     a channel sum of x^2 followed by a one-channel box filter.
+
+    ``input_norm="rms"`` (off by default; not in the papers or Kervolution) divides each sample's input by its
+    root mean square over (C, H, W) before the kernel, x / sqrt(mean(x^2) + eps): scale only, no mean
+    subtraction, no parameters, no running statistics. The kernel formula is unchanged; it sees a unit-scale x.
+    ``KernelNet`` turns it on in front of the polynomial convs of its deep layouts, where without it the eval-mode
+    network overflows (see ``zoo.kdl.nets`` and docs/kdl.md).
     """
+
+    INPUT_NORMS = ("none", "rms")
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
                  groups: int = 1, bias: bool = True, padding_mode: str = "zeros", kernel: str = "poly",
                  degree: int = 2, c_init: float = 1.0, gamma_init: float | None = None, sigma_init: float = 2.0,
                  learnable: bool = True, per_unit: bool = False, bias_inside: bool = False,
-                 device=None, dtype=None) -> None:
+                 input_norm: str = "none", device=None, dtype=None) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias,
                          padding_mode, device=device, dtype=dtype)
         if bias_inside and kernel in DISTANCE_KERNELS:
             raise ValueError(f"bias_inside applies to dot-product kernels, not {kernel!r}")
-        self.bias_inside = bias_inside
+        if input_norm not in self.INPUT_NORMS:
+            raise ValueError(f"unknown input_norm {input_norm!r}; expected one of {self.INPUT_NORMS}")
+        self.bias_inside, self.input_norm = bias_inside, input_norm
         fan_in = (in_channels // groups) * self.kernel_size[0] * self.kernel_size[1]
         gamma = 1.0 / fan_in if gamma_init is None else gamma_init  # gamma = 1/(C k^2), spec section 8
         self.kfn = KernelFunction(kernel, out_channels, degree, c_init, gamma, sigma_init, learnable, per_unit)
         self.register_buffer("box_filter", torch.ones(groups, 1, *self.kernel_size), persistent=False)
+
+    def normalise_input(self, x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+        """``input_norm="rms"``: x / sqrt(mean over (C, H, W) of x^2 + eps), per sample (reduced in fp32)."""
+        if self.input_norm == "none":
+            return x
+        ms = x.float().pow(2).mean(dim=(1, 2, 3), keepdim=True)
+        return x * torch.rsqrt(ms + eps).to(x.dtype)
 
     def _unit(self, name: str) -> torch.Tensor:
         """A kernel scalar as an (out_channels,) vector (shared ones expanded), for folding into conv weights."""
@@ -196,9 +213,9 @@ class KernelConv2d(nn.Conv2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         kind = self.kfn.kind
         if kind == "linear":
-            return self._conv_forward(x, self.weight, self.bias)
+            return self._conv_forward(self.normalise_input(x), self.weight, self.bias)
         with _fp32_off_autocast(x.device.type):
-            x32, w32 = x.float(), self.weight.float()
+            x32, w32 = self.normalise_input(x.float()), self.weight.float()
             b32 = None if self.bias is None else self.bias.float()
             inner = b32 if self.bias_inside else None
             if kind in ("poly", "sigmoid"):  # k(x.w + c): c folded into the convolution's bias
@@ -223,6 +240,9 @@ class KernelConv2d(nn.Conv2d):
             if b32 is not None and not self.bias_inside:
                 y = y + b32.view(1, -1, 1, 1)
             return y
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + (f", input_norm={self.input_norm}" if self.input_norm != "none" else "")
 
 
 class KernelPool2d(nn.Module):

@@ -17,7 +17,8 @@ from zoo.kdl.nets import KernelNet
 
 NET_ARGS = ("arch", "num_classes", "in_chans", "input_size", "conv_kernel", "pool_type", "fc_kernel", "degree",
             "c_init", "gamma_init", "conv_gamma_init", "sigma_init", "pool_degree", "pool_c_init",
-            "learn_kernel_params", "per_unit", "bias_inside", "kdl_on_logits", "fc_norm", "dropout", "mean", "std")
+            "learn_kernel_params", "per_unit", "bias_inside", "kdl_on_logits", "fc_norm", "conv_input_norm", "dropout",
+            "mean", "std")
 
 
 class KernelClassifier(ClassifierModule):
@@ -44,6 +45,7 @@ class KernelClassifier(ClassifierModule):
         bias_inside: bool = False,
         kdl_on_logits: bool = False,
         fc_norm: str = "none",
+        conv_input_norm: str | None = None,
         dropout: float | None = None,
         mean: float | None = None,
         std: float | None = None,

@@ -17,7 +17,9 @@ from zoo.kdl.kernels import KERNELS, KernelConv2d, KernelLinear, KernelPool2d
 POOL_TYPES = ("max", "avg", *(f"kernel_{k}" for k in KERNELS))
 
 # conv widths and "P" (a 2x2 pool); hidden FC sizes; dropout; default input (channels, size) and
-# normalisation (digits: none, as in the spec's prototype; others: (x - 0.5) / 0.5)
+# normalisation (digits: none, as in the spec's prototype; others: (x - 0.5) / 0.5); "poly_input_norm": what
+# ``conv_input_norm=None`` puts in front of the polynomial kernel convs after the first (see KernelNet): "rms" in
+# the deep VGG layouts (8 or 13 kernel convs), "none" (the spec's plain conv-BN-ReLU) in the others
 ARCHS: dict[str, dict[str, Any]] = {
     # spec section 8 head study: Flatten -> FC/KDL(64 -> 128) -> ReLU -> Linear(128 -> 10)
     "digits_mlp": {"cfg": [], "hidden": [128], "dropout": 0.0, "in_chans": 1, "input_size": 8,
@@ -30,21 +32,34 @@ ARCHS: dict[str, dict[str, Any]] = {
                   "input_size": 28},
     # CIFAR-10: VGG-11 layout with BN -> FC/KDL 512 -> FC/KDL 512 -> 10
     "cifar_vgg11": {"cfg": [64, "P", 128, "P", 256, 256, "P", 512, 512, "P", 512, 512, "P"],
-                    "hidden": [512, 512], "dropout": 0.5, "in_chans": 3, "input_size": 32},
+                    "hidden": [512, 512], "dropout": 0.5, "in_chans": 3, "input_size": 32,
+                    "poly_input_norm": "rms"},
     # RAF-DB / ExpW: VGG-16 layout (13 convs, 5 pools) at 100x100 -> FC/KDL 1024 x2 -> 7
     "fer_vgg16": {"cfg": [64, 64, "P", 128, 128, "P", 256, 256, 256, "P", 512, 512, 512, "P", 512, 512, 512, "P"],
-                  "hidden": [1024, 1024], "dropout": 0.5, "in_chans": 3, "input_size": 100},
+                  "hidden": [1024, 1024], "dropout": 0.5, "in_chans": 3, "input_size": 100,
+                  "poly_input_norm": "rms"},
     # FER2013: the same VGG-16 layout without the 5th pool, 48x48 grayscale
     "fer2013_vgg16": {"cfg": [64, 64, "P", 128, 128, "P", 256, 256, 256, "P", 512, 512, 512, "P", 512, 512, 512],
-                      "hidden": [1024, 1024], "dropout": 0.5, "in_chans": 1, "input_size": 48},
+                      "hidden": [1024, 1024], "dropout": 0.5, "in_chans": 1, "input_size": 48,
+                      "poly_input_norm": "rms"},
 }
 
 
 class KernelNet(ClassifierVerbs, nn.Module):
     """VGG-style CNN (or MLP when ``cfg`` is empty) whose conv, pool and hidden FC layers are kernel layers.
 
-    Conv blocks are conv-BN-ReLU (BN keeps polynomial outputs bounded); the logits layer stays linear
-    unless ``kdl_on_logits``. Inputs are images in [0, 1], normalised inside with ``mean``/``std``.
+    Conv blocks are conv-BN-ReLU (BN keeps polynomial outputs bounded in training); the logits layer stays
+    linear unless ``kdl_on_logits``. Inputs are images in [0, 1], normalised inside with ``mean``/``std``.
+
+    ``conv_input_norm`` (a zoo addition, not in the papers): ``"rms"`` makes every kernel conv after the first
+    divide its input by the sample's RMS (:class:`KernelConv2d` ``input_norm``), ``"none"`` is the spec's plain
+    conv-BN-ReLU stack, ``None`` (default) takes the layout's ``poly_input_norm`` when ``conv_kernel="poly"``
+    ("rms" in cifar_vgg11, fer_vgg16 and fer2013_vgg16) and ``"none"`` otherwise. Why: BN bounds a polynomial
+    conv's output only with batch statistics. In eval mode it applies running statistics, which at init are the
+    identity and in the first tens of steps lag the weights; L stacked (x.w + c)^d layers then act (between the
+    ReLUs) as a degree-d^L polynomial of the image (2^8 in the CIFAR VGG-11) that amplifies any mismatch until fp32
+    overflows: NaN val/test losses after 2 steps of the CIFAR/FER configs (issue 13). The per-sample RMS stops the
+    compounding. The first conv sees the normalised image, bounded, and stays plain.
     """
 
     def __init__(
@@ -68,6 +83,7 @@ class KernelNet(ClassifierVerbs, nn.Module):
         bias_inside: bool = False,
         kdl_on_logits: bool = False,
         fc_norm: str = "none",
+        conv_input_norm: str | None = None,
         dropout: float | None = None,
         mean: float | None = None,
         std: float | None = None,
@@ -76,10 +92,13 @@ class KernelNet(ClassifierVerbs, nn.Module):
         if arch not in ARCHS:
             raise ValueError(f"unknown arch {arch!r}; expected one of {sorted(ARCHS)}")
         for name, value, allowed in (("conv_kernel", conv_kernel, KERNELS), ("fc_kernel", fc_kernel, KERNELS),
-                                     ("pool_type", pool_type, POOL_TYPES), ("fc_norm", fc_norm, ("none", "bn", "ln"))):
+                                     ("pool_type", pool_type, POOL_TYPES), ("fc_norm", fc_norm, ("none", "bn", "ln")),
+                                     ("conv_input_norm", conv_input_norm, (None, *KernelConv2d.INPUT_NORMS))):
             if value not in allowed:
                 raise ValueError(f"unknown {name} {value!r}; expected one of {allowed}")
         spec = ARCHS[arch]
+        if conv_input_norm is None:
+            conv_input_norm = spec.get("poly_input_norm", "none") if conv_kernel == "poly" else "none"
         in_chans = spec["in_chans"] if in_chans is None else in_chans
         size = spec["input_size"] if input_size is None else input_size
         dropout = spec["dropout"] if dropout is None else dropout
@@ -92,7 +111,7 @@ class KernelNet(ClassifierVerbs, nn.Module):
                   "per_unit": per_unit}
 
         layers: list[nn.Module] = []
-        chans = in_chans
+        chans, first = in_chans, True
         for item in spec["cfg"]:
             if item == "P":
                 layers.append(self._pool(pool_type, chans, pool_degree, pool_c_init, gamma_init, sigma_init,
@@ -100,9 +119,9 @@ class KernelNet(ClassifierVerbs, nn.Module):
                 size //= 2
                 continue
             conv = KernelConv2d(chans, item, 3, padding=1, bias=False, kernel=conv_kernel, gamma_init=conv_gamma_init,
-                                bias_inside=False, **common)
+                                bias_inside=False, input_norm="none" if first else conv_input_norm, **common)
             layers += [conv, nn.BatchNorm2d(item), nn.ReLU(inplace=True)]
-            chans = item
+            chans, first = item, False
         if size < 1:
             raise ValueError(f"input_size is too small for {arch!r}: the feature map vanishes")
         self.features = nn.Sequential(*layers)
