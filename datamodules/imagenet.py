@@ -13,7 +13,6 @@ from datamodules.base import SplitDataModule
 from datamodules.decode import open_image
 
 IMAGENET_URL = "https://image-net.org/download-images.php"
-IMG_EXTENSIONS = (".jpeg", ".jpg", ".png")
 
 
 def rgb_loader(path: str):

@@ -93,7 +93,10 @@ class RRRNetModule(ClassifierModule):
     # ---- stem BN warm-up (authors' warm_stem_BatchNorm) ----------------------------------------
     @torch.no_grad()
     def warm_stem(self, loader, epochs: int) -> None:
-        """Run the frozen stem in train mode over ``loader`` ``epochs`` times (BN running stats only), then eval."""
+        """Run the frozen stem in train mode over ``loader`` ``epochs`` times (BN running stats only), then eval.
+
+        An "epoch" here is what the trainer calls one (``num_training_batches``): the whole loader by default, and
+        only ``limit_train_batches`` batches in a shortened run (``fast_dev_run``, a smoke test)."""
         from lightning.pytorch.utilities import CombinedLoader
 
         if isinstance(loader, CombinedLoader):
@@ -102,8 +105,11 @@ class RRRNetModule(ClassifierModule):
             loader = loader[0]
         stem = self.net.stem
         stem.train()
+        per_epoch = self.trainer.num_training_batches if self._trainer is not None else float("inf")
         for _ in range(epochs):
-            for batch in loader:
+            for i, batch in enumerate(loader):
+                if i >= per_epoch:
+                    break
                 stem(batch[0].to(self.device))
         stem.eval()
         if self._trainer is not None and self.trainer.world_size > 1:  # every rank saw its shard: average

@@ -79,6 +79,18 @@ class RLTriMeshModule(L.LightningModule):
         self.reward_weights = RewardWeights(reward_cd, reward_nm, reward_faces, reward_overlap)
         self._media: list[dict] = []
 
+
+    @classmethod
+    def load_from_checkpoint(cls, checkpoint_path, *args: Any, **kwargs: Any):
+        """Lightning's ``load_from_checkpoint``, without the ImageNet initialisation of the encoder: a run trained
+        with ``pretrained_backbone: true`` reloads on a machine without the torchvision weights cache, since the
+        checkpoint's own weights replace that initialisation anyway (pass ``net_kwargs`` to override)."""
+        if "net_kwargs" not in kwargs:
+            hparams = torch.load(checkpoint_path, map_location="cpu", weights_only=True).get("hyper_parameters") or {}
+            net_kwargs = dict(hparams.get("net_kwargs") or {})
+            if net_kwargs.get("pretrained_backbone"):
+                kwargs["net_kwargs"] = {**net_kwargs, "pretrained_backbone": False}
+        return super().load_from_checkpoint(checkpoint_path, *args, **kwargs)
     def forward(self, img: torch.Tensor, P: torch.Tensor | None = None) -> dict:
         return self.net(img, P)
 

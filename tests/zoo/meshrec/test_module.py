@@ -81,7 +81,6 @@ def test_short_fit_logs_stage_metrics_and_wandb_meshes(tmp_path, monkeypatch):
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
-    torch.set_num_threads(1)
     L.seed_everything(0)
     module = RLTriMeshModule(stage="all", stage_epochs=[1, 1, 1, 1], net_kwargs=NET, lr=1e-3, rl_samples=2,
                              reward_points=128, loss_points=256, eval_points=500, protocols=["gt-10", "p2m"],

@@ -37,7 +37,6 @@ def _fit_and_test(module, data, tmp_path):
 def test_shapenet_r2n2_batches_train_every_stage(tmp_path):
     from datamodules.shapenet import ShapeNetR2N2DataModule
 
-    torch.set_num_threads(1)
     _fixture("test_shapenet.py")._write_r2n2(tmp_path / "shapenet")
     data = ShapeNetR2N2DataModule(str(tmp_path / "shapenet"), "r2n2", synsets=["02691156", "03001627"],
                                   num_points=300, image_size=64, batch_size=3, return_mesh=True)
@@ -56,7 +55,6 @@ def test_shapenet_r2n2_batches_train_every_stage(tmp_path):
 def test_pix3d_crops_evaluate_with_the_template_baseline_and_the_rl_pipeline(tmp_path):
     from datamodules.pix3d import Pix3DDataModule
 
-    torch.set_num_threads(1)
     _fixture("test_pix3d.py")._write_pix3d(tmp_path / "pix3d")
     data = Pix3DDataModule(str(tmp_path / "pix3d"), split_json=None, image_size=64, num_points=300, batch_size=2,
                            test_fraction=1 / 3)

@@ -11,7 +11,6 @@ from zoo.registry import get_entry
 
 
 def test_nasiam_digits_weights_load_hash_checked_and_beat_random_init():
-    torch.set_num_threads(1)
     entry = get_entry("nasiam_digits")
     path = Path(zoo.__file__).parent / entry.weights.path
     assert path.stat().st_size < 2_000_000 and sha256_file(path) == entry.weights.sha256

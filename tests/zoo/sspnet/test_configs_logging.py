@@ -37,7 +37,6 @@ def test_short_fit_logs_blocks_selection_and_media(tmp_path, monkeypatch):
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
-    torch.set_num_threads(1)
     L.seed_everything(0)
     model = SSPNetModule(num_pyramids=2, num_levels=3, growth=8, stem_channels=16, stem="tiny", input_size=32,
                          optimizer="adam", lr=2e-3, precise_bn_batches=2, augment=True,

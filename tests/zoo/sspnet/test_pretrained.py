@@ -20,7 +20,6 @@ def _stack(ds):
 
 
 def test_shipped_weights_beat_the_mean_pose_on_unseen_figures():
-    torch.set_num_threads(1)
     net = zoo.load("sspnet_synthetic")
     assert net.num_blocks == 8 and 1 <= int(net.selected_block) <= 8
     ref, test = _stack(SyntheticStickFigures(512, 64, seed=777)), _stack(SyntheticStickFigures(128, 64, seed=778))
