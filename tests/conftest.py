@@ -1,5 +1,5 @@
-"""Shared fixtures: per-test thread and seed isolation, the faithful checks' seed, the ``zoo`` console script and
-one quickstart run reused by several tests."""
+"""Shared fixtures: per-test thread and seed isolation, the faithful checks' seed, the ``zoo`` console script, and
+the quickstart run and tiny-config runs reused by several tests."""
 from __future__ import annotations
 
 import os
@@ -116,6 +116,23 @@ def quickstart_run(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("quickstart")
     run_zoo(["fit", "--config", str(QUICKSTART), "--trainer.default_root_dir", str(root)], timeout=600)
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_fit(tmp_path_factory):
+    """``tiny_fit(config)``: ``zoo fit --config <config>`` at the config's own settings (one thread), run once per
+    session and shared by the tests that read it; returns its run folder. Under xdist a session fixture is per
+    worker, so the tests sharing a run carry the same ``@pytest.mark.xdist_group``."""
+    runs: dict[str, Path] = {}
+
+    def fit(config: str) -> Path:
+        if config not in runs:
+            root = tmp_path_factory.mktemp(Path(config).with_suffix("").as_posix().replace("/", "_"))
+            run_zoo(["fit", "--config", config, "--trainer.default_root_dir", str(root)], threads=1, timeout=600)
+            runs[config] = root
+        return runs[config]
+
+    return fit
 
 
 _ROOT_ENTRIES_AT_START: set[str] = set()

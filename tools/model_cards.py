@@ -20,7 +20,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-HEADLINE = ("test/acc", "test/mpjpe", "test/frag_acc_mcts100", "test/chamfer", "test/knn_acc")
+HEADLINE = ("test/acc", "test/mpjpe", "test/frag_acc", "test/chamfer", "test/knn_acc")
 
 
 def normalisation(net: Any) -> tuple[list[float] | None, list[float] | None]:

@@ -74,13 +74,11 @@ def test_shipped_weights_are_pruned_accurate_and_robust():
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_tiny_config_end_to_end(tmp_path):
-    from pathlib import Path
+@pytest.mark.xdist_group("tiny_robust_pruning")  # the run is shared with tests/test_readme.py's printed-number check
+def test_tiny_config_end_to_end(tiny_fit):
+    from tests.conftest import last_metric
 
-    from tests.conftest import last_metric, run_zoo
-
-    cfg = Path(__file__).resolve().parents[3] / "configs" / "robust_pruning" / "tiny.yaml"
-    run_zoo(["fit", "--config", str(cfg), "--trainer.default_root_dir", str(tmp_path)], threads=1, timeout=580)
+    tmp_path = tiny_fit("configs/robust_pruning/tiny.yaml")
     clean = last_metric(tmp_path / "csv", "test/acc")
     robust = last_metric(tmp_path / "csv", "test/robust_acc_pgd20")
     assert clean > 0.95 and 0.6 < robust < clean
